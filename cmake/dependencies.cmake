@@ -1,0 +1,21 @@
+# All dependencies come from the distribution's packages. A prefix with unpacked .deb files (the GPU machine,
+# which lacks simdjson) is found through CMAKE_PREFIX_PATH, which scripts/gpu_build.sh sets.
+find_package(Threads REQUIRED)
+find_package(Boost 1.81 CONFIG REQUIRED COMPONENTS headers)
+find_package(OpenSSL REQUIRED)
+find_package(simdjson CONFIG REQUIRED)
+find_package(spdlog CONFIG REQUIRED)
+find_package(fmt CONFIG REQUIRED)
+find_package(yaml-cpp CONFIG REQUIRED)
+# yaml-cpp 0.7 (Debian 12) exports `yaml-cpp`; 0.8 (Ubuntu 24.04) exports `yaml-cpp::yaml-cpp`.
+if(TARGET yaml-cpp::yaml-cpp)
+  set(SLUICE_YAML_TARGET yaml-cpp::yaml-cpp)
+else()
+  set(SLUICE_YAML_TARGET yaml-cpp)
+endif()
+if(SLUICE_TESTS)
+  find_package(GTest CONFIG REQUIRED)
+endif()
+if(SLUICE_BENCH)
+  find_package(benchmark CONFIG QUIET)
+endif()
