@@ -7,12 +7,15 @@ BUILD_TYPE ?= RelWithDebInfo
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
 
-.PHONY: all setup configure build run test test-unit clean check-config
+.PHONY: all setup model configure build run test test-unit clean check-config
 
 all: build
 
 setup:
 	bash scripts/setup.sh
+
+model: setup
+	bash scripts/fetch_model.sh
 
 configure: setup
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
@@ -20,13 +23,13 @@ configure: setup
 build: configure
 	cmake --build $(BUILD) --parallel
 
-run: build
+run: build model
 	$(BUILD)/bin/sluice serve --config $(CONFIG) --host $(HOST) --port $(PORT)
 
 check-config: build
 	$(BUILD)/bin/sluice check-config --config $(CONFIG)
 
-test: build
+test: build model
 	ctest --test-dir $(BUILD) --output-on-failure --timeout 900 $(CTEST_ARGS)
 
 test-unit: build

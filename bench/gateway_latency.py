@@ -243,13 +243,13 @@ def main() -> int:
     load_after = Path("/proc/loadavg").read_text().split()[:3]
 
     lines: list[str] = []
-    uname = " ".join(platform.uname())
+    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
     lines.append(f"## {started.strftime('%Y-%m-%d %H:%M UTC')} — gateway added latency (open loop)")
     lines.append("")
     lines.append(f"- machine: `{uname}`")
     lines.append(f"- CPU: {cpu_model()}, {os.cpu_count()} cores; load average before/after: "
                  f"{' '.join(load_before)} / {' '.join(load_after)}")
-    lines.append(f"- placement: mock_upstream (1 thread) and loadgen on core {args.mock_core}/{args.loadgen_core}, "
+    lines.append(f"- placement: mock_upstream (1 thread) on core {args.mock_core}, loadgen on core {args.loadgen_core}, "
                  f"sluice (io_threads: 1, log level {args.sluice_log_level}) on core {args.sluice_core}"
                  + sched_note(args))
     lines.append(f"- schedule: {args.duration:g} s measured after {args.warmup:g} s warm-up per run, "

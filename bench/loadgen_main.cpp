@@ -450,6 +450,10 @@ std::optional<Options> parse_flags(int argc, char** argv) {
     }
   }
   if (!have_url) return std::nullopt;
+  if (o.rate * o.duration < 1) {
+    std::fprintf(stderr, "loadgen: --rate x --duration must be at least one request\n");
+    return std::nullopt;
+  }
   o.max_connections = std::max(o.max_connections, o.connections);
   return o;
 }

@@ -10,7 +10,9 @@
 #include <spdlog/spdlog.h>
 
 #include "gateway/admin/admin_routes.h"
+#include "engine/core/engine.h"
 #include "gateway/core/disabled_target.h"
+#include "gateway/local/local_target.h"
 #include "gateway/http/server.h"
 #include "gateway/metrics/registry.h"
 #include "gateway/proxy/admission.h"
@@ -31,6 +33,7 @@ struct App::Impl {
   MetricsRegistry metrics;
   KeySet client_keys;
   KeySet admin_keys;
+  std::shared_ptr<Engine> engine;
   TargetTable targets;
   std::unique_ptr<PolicyStore> policies;
   std::unique_ptr<Admission> admission;
@@ -65,8 +68,20 @@ struct App::Impl {
     watch_timer.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
       if (policies->files_changed()) log_reload(policies->reload(), "file changed");
+      publish_engine_stats();
       watch_files();
     });
+  }
+
+  void publish_engine_stats() {
+    if (!engine) return;
+    const EngineStats st = engine->stats();
+    metrics.gauge("sluice_engine_running_sequences", "sequences the engine is running").set(st.running);
+    metrics.gauge("sluice_engine_waiting_sequences", "sequences waiting for the engine").set(st.waiting);
+    metrics.gauge("sluice_engine_kv_cache_usage", "fraction of KV cache blocks in use").set(st.kv_usage);
+    metrics.gauge("sluice_engine_step_seconds", "duration of the last engine step").set(st.last_step_seconds);
+    metrics.gauge("sluice_engine_preemptions", "sequences preempted so far").set(static_cast<double>(st.preemptions));
+    metrics.gauge("sluice_engine_healthy", "1 while the engine is healthy").set(st.healthy ? 1 : 0);
   }
 
   void wait_stop_signal() {
@@ -107,9 +122,29 @@ Result<std::unique_ptr<App>, std::string> App::create(ServerConfig config, AppOp
                  cfg.auth.client_keys_env);
 
   // Targets: the embedded engine and the providers.
-  a.targets.add(std::make_shared<DisabledTarget>(
-                    "local", "the embedded engine is disabled (engine.enabled is false in the server config)"),
-                TargetTimeouts{});
+  if (cfg.engine.enabled) {
+    EngineConfig ec;
+    ec.model_path = cfg.engine.model_path;
+    ec.served_model_name = cfg.engine.served_model_name;
+    ec.chat_template = cfg.engine.chat_template;
+    ec.threads = static_cast<unsigned>(cfg.engine.threads);
+    ec.kv_cache_bytes = cfg.engine.kv_cache_bytes;
+    ec.block_size = cfg.engine.block_size;
+    ec.max_num_seqs = cfg.engine.max_num_seqs;
+    ec.max_num_batched_tokens = cfg.engine.max_num_batched_tokens;
+    ec.max_model_len = cfg.engine.max_model_len;
+    ec.enable_chunked_prefill = cfg.engine.enable_chunked_prefill;
+    ec.max_waiting = cfg.engine.max_waiting;
+    auto engine = Engine::create(ec);
+    if (!engine) return fail("engine: " + engine.error().message);
+    a.engine = std::shared_ptr<Engine>(std::move(engine.value()));
+    spdlog::info("engine: serving '{}' (context {} tokens)", a.engine->model_name(), a.engine->max_model_len());
+    a.targets.add(std::make_shared<LocalTarget>(a.engine), TargetTimeouts{});
+  } else {
+    a.targets.add(std::make_shared<DisabledTarget>(
+                      "local", "the embedded engine is disabled (engine.enabled is false in the server config)"),
+                  TargetTimeouts{});
+  }
   std::vector<std::string> provider_names;
   for (ProviderConfig p : cfg.providers) {
     provider_names.push_back(p.name);
@@ -146,6 +181,8 @@ Result<std::unique_ptr<App>, std::string> App::create(ServerConfig config, AppOp
   dopts.output_buffer_bytes = cfg.server.limits.output_buffer_bytes;
   a.dispatcher = std::make_unique<Dispatcher>(dopts, *a.policies, *a.admission, a.targets, a.client_keys, a.metrics);
   a.admin = std::make_unique<AdminRoutes>(*a.policies, a.admin_keys, a.metrics);
+  if (a.engine) a.admin->set_local_model(a.engine->model_name());
+  a.admin->on_metrics_scrape([impl = &a] { impl->publish_engine_stats(); });
 
   Handler handler = [d = a.dispatcher.get(), adm = a.admin.get()](Exchange& ex) -> asio::awaitable<void> {
     const auto& r = ex.request();

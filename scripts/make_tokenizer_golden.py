@@ -17,7 +17,8 @@ Everything is computed offline, without network access, by independent implement
   README there for the models they come from).
 
 Outputs (tests/fixtures/tokenizer/):
-  smollm2_golden.jsonl        {"text", "special", "ids"}: encode(text, parse_special=special) == ids
+  smollm2_golden.jsonl        {"text", "special", "ids", ["decoded"]}: encode(text, parse_special=special)
+                               == ids; decode(ids) == decoded where given, else text
   smollm2_decode_golden.jsonl {"ids", "text"}: decode(ids) == text (cut sequences, U+FFFD repair)
   pretokenizer_golden.jsonl   {"text", "gpt2", "smollm", "llama3", "qwen2"}: the pieces of each family
   chat_template_golden.jsonl  {"template", "bos", "eos", "messages", "add_generation_prompt",
@@ -116,6 +117,8 @@ SNIPPETS = [
     "<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n",
     "<|endoftext|><|im_start|><|im_end|><repo_name><file_sep><empty_output>",
     "<|im_start <|im_end| <|im_|> <| im_start |> <|IM_START|>",
+    "control \x00\x01\x04\x06\x13\x14\x16\x1b\x1d\x7f bytes, some without a token",
+    "it'\u017fx it'Sx it'\ufb05x it'\u212ax it'LL it'Ve",
     "Hello, we can use", "\n", "", " ", "  ", "\t", "a", "1", "12", "123", "1234", "'", "''", "'s", "'S",
 ]
 
@@ -402,7 +405,11 @@ def main():
     records = []
     for text, special in corpus:
         tk.encode_special_tokens = not special
-        records.append({"text": text, "special": special, "ids": tk.encode(text).ids})
+        rec = {"text": text, "special": special, "ids": tk.encode(text).ids}
+        decoded = tk.decode(rec["ids"], skip_special_tokens=False)
+        if decoded != text:  # bytes the vocabulary cannot spell were dropped
+            rec["decoded"] = decoded
+        records.append(rec)
     tk.encode_special_tokens = False
     write_jsonl("smollm2_golden.jsonl", records)
 

@@ -64,8 +64,8 @@ Result<std::unique_ptr<CpuBackend>, BackendError> CpuBackend::create(std::shared
   b->layout_ = KvCacheLayout{spec.layers, blocks, spec.kv_heads, options.block_size, spec.head_dim, 4};
   b->inv_freq_ = rope_inv_freq(spec);
   try {
-    b->k_cache_.assign(b->layout_.total_elements(), 0.0f);
-    b->v_cache_.assign(b->layout_.total_elements(), 0.0f);
+    b->k_cache_.reset(new float[b->layout_.total_elements()]);
+    b->v_cache_.reset(new float[b->layout_.total_elements()]);
     b->thread_scratch_stride_ = std::max<std::size_t>(spec.max_position, spec.head_dim) + 16;
     b->thread_scratch_.assign(b->thread_scratch_stride_ * b->pool_.size(), 0.0f);
   } catch (const std::bad_alloc&) {
@@ -191,8 +191,8 @@ void CpuBackend::forward_layer(std::uint32_t li, const StepPlan& plan, std::uint
       s.rope.style == RopeStyle::interleaved ? kernels::RopeLayout::interleaved : kernels::RopeLayout::half;
   const kernels::RopeParams rq{q_.data(), QD, s.heads, s.head_dim, plan.positions.data(), inv_freq_.data(), layout};
   const kernels::RopeParams rk{k_.data(), KD, s.kv_heads, s.head_dim, plan.positions.data(), inv_freq_.data(), layout};
-  float* k_layer = k_cache_.data() + std::size_t{li} * layout_.layer_elements();
-  float* v_layer = v_cache_.data() + std::size_t{li} * layout_.layer_elements();
+  float* k_layer = k_cache_.get() + std::size_t{li} * layout_.layer_elements();
+  float* v_layer = v_cache_.get() + std::size_t{li} * layout_.layer_elements();
   pool_.parallel_for(n, 4, [&](std::size_t b, std::size_t e, unsigned w) {
     float* scratch = thread_scratch_.data() + w * thread_scratch_stride_;
     kernels::rope_rows(rq, static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(e), scratch);

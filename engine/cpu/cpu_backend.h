@@ -62,8 +62,9 @@ class CpuBackend final : public Backend {
   CpuBackendOptions options_;
   ThreadPool pool_;
   KvCacheLayout layout_;
-  std::vector<float> k_cache_;
-  std::vector<float> v_cache_;
+  // Left uninitialized (pages are mapped on first write): attention only reads positions already written.
+  std::unique_ptr<float[]> k_cache_;
+  std::unique_ptr<float[]> v_cache_;
   std::vector<float> inv_freq_;
 
   // Step scratch, grown to the largest step seen (bounded by max_batched_tokens).

@@ -55,10 +55,6 @@ class ModelWeights::GgufLoader {
                             kernels::WeightView& out) {
     const gguf::TensorInfo* t = f_.tensor(name);
     if (t == nullptr) return fail(tensor_error(src_, name, "is missing"));
-    if (t->dims.size() != 2 || t->dims[0] != cols || t->dims[1] != rows) {
-      return fail(tensor_error(src_, name, fmt::format("has shape {}, expected [{}, {}] (GGUF order)",
-                                                       fmt::join(t->dims, "x"), cols, rows)));
-    }
     out.rows = rows;
     out.cols = cols;
     switch (t->type) {
@@ -75,19 +71,25 @@ class ModelWeights::GgufLoader {
         out.type = kernels::WeightType::q8_0;
         break;
       case gguf::TensorType::F16:
-      case gguf::TensorType::BF16: {
-        std::vector<float> v(static_cast<std::size_t>(t->n_elements));
-        auto st = gguf::dequantize_row(*t, 0, t->n_elements, v.data());
-        if (!st) return fail(ModelError{st.error().message});
-        out.type = kernels::WeightType::f32;
-        out.data = reinterpret_cast<const std::byte*>(m_.keep(std::move(v)));
-        out.row_bytes = std::size_t{cols} * sizeof(float);
-        return Ok{};
-      }
+      case gguf::TensorType::BF16:
+        out.type = kernels::WeightType::f32;  // converted below
+        break;
       default:
         return fail(tensor_error(src_, name,
                                  fmt::format("has type {}; this engine reads F32, F16, BF16, Q4_0, Q4_1, Q8_0",
                                              gguf::tensor_type_name(t->type))));
+    }
+    if (t->dims.size() != 2 || t->dims[0] != cols || t->dims[1] != rows) {
+      return fail(tensor_error(src_, name, fmt::format("has shape {}, expected [{}, {}] (GGUF order)",
+                                                       fmt::join(t->dims, "x"), cols, rows)));
+    }
+    if (t->type == gguf::TensorType::F16 || t->type == gguf::TensorType::BF16) {
+      std::vector<float> v(static_cast<std::size_t>(t->n_elements));
+      auto st = gguf::dequantize_row(*t, 0, t->n_elements, v.data());
+      if (!st) return fail(ModelError{st.error().message});
+      out.data = reinterpret_cast<const std::byte*>(m_.keep(std::move(v)));
+      out.row_bytes = std::size_t{cols} * sizeof(float);
+      return Ok{};
     }
     out.row_bytes = kernels::row_bytes_for(out.type, cols);
     if (out.row_bytes == 0 || out.row_bytes * rows != t->n_bytes) {

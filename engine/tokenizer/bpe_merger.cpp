@@ -19,25 +19,12 @@ std::uint64_t mix(std::uint64_t x) {
   return x;
 }
 
-struct Symbol {
-  std::int32_t id;
-  std::int32_t prev;
-  std::int32_t next;
-};
-
-struct Candidate {
-  std::int32_t rank;
-  std::int32_t pos;
-  std::int32_t left;
-  std::int32_t right;
-  std::int32_t merged;
-  // Lowest rank first, then leftmost.
-  bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
-};
+// Pieces up to this many bytes merge by rescanning, longer ones through a heap.
+constexpr std::size_t small_piece = 24;
 
 struct Scratch {
-  std::vector<Symbol> symbols;
-  std::vector<Candidate> heap;
+  std::vector<BpeMerger::Symbol> symbols;
+  std::vector<BpeMerger::Candidate> heap;
 };
 
 }  // namespace
@@ -102,6 +89,47 @@ void BpeMerger::encode_piece(std::string_view piece, std::vector<std::int32_t>& 
     return;
   }
 
+  if (symbols.size() <= small_piece) {
+    merge_small(symbols);
+  } else {
+    merge_large(symbols, heap);
+  }
+  for (std::int32_t i = 0; i >= 0; i = symbols[i].next) out.push_back(symbols[i].id);
+}
+
+// Short pieces (most words): keep each adjacent pair's merge, scan for the lowest rank each round and
+// look up only the two pairs a merge changes. No heap.
+void BpeMerger::merge_small(std::vector<Symbol>& symbols) const {
+  const Slot* pair[small_piece];
+  auto refresh = [&](std::int32_t i) {
+    if (i < 0) return;
+    const std::int32_t next = symbols[i].next;
+    pair[i] = next < 0 ? nullptr : lookup(symbols[i].id, symbols[next].id);
+  };
+  for (std::int32_t i = 0; i >= 0; i = symbols[i].next) refresh(i);
+  while (true) {
+    const Slot* best = nullptr;
+    std::int32_t best_pos = -1;
+    for (std::int32_t i = 0; i >= 0; i = symbols[i].next) {
+      if (pair[i] != nullptr && (best == nullptr || pair[i]->rank < best->rank)) {
+        best = pair[i];
+        best_pos = i;
+      }
+    }
+    if (best == nullptr) return;
+    Symbol& left = symbols[best_pos];
+    const std::int32_t right = left.next;
+    left.id = best->merged;
+    left.next = symbols[right].next;
+    if (left.next >= 0) symbols[left.next].prev = best_pos;
+    symbols[right].id = -1;
+    refresh(left.prev);
+    refresh(best_pos);
+  }
+}
+
+// Long pieces: candidates in a heap ordered by (rank, position), stale ones skipped when popped.
+void BpeMerger::merge_large(std::vector<Symbol>& symbols, std::vector<Candidate>& heap) const {
   const auto greater = std::greater<Candidate>();
   auto push = [&](std::int32_t pos) {
     if (pos < 0) return;
@@ -129,7 +157,6 @@ void BpeMerger::encode_piece(std::string_view piece, std::vector<std::int32_t>& 
     push(left.prev);
     push(top.pos);
   }
-  for (std::int32_t i = 0; i >= 0; i = symbols[i].next) out.push_back(symbols[i].id);
 }
 
 }  // namespace sluice

@@ -23,6 +23,22 @@ class BpeMerger {
   // an unknown token. Thread-safe (scratch buffers are per thread).
   void encode_piece(std::string_view piece, std::vector<std::int32_t>& out) const;
 
+  // Working state of one piece; public only for the scratch buffers in the .cpp.
+  struct Symbol {
+    std::int32_t id;  // -1 once merged into its left neighbour
+    std::int32_t prev;
+    std::int32_t next;
+  };
+  struct Candidate {
+    std::int32_t rank;
+    std::int32_t pos;
+    std::int32_t left;
+    std::int32_t right;
+    std::int32_t merged;
+    // Lowest rank first, then leftmost.
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+  };
+
  private:
   struct Slot {
     std::uint64_t key = 0;  // (left << 32) | right; 0 marks an empty slot (pairs of token 0 use `used`)
@@ -31,6 +47,8 @@ class BpeMerger {
     bool used = false;
   };
   const Slot* lookup(std::int32_t left, std::int32_t right) const;
+  void merge_small(std::vector<Symbol>& symbols) const;
+  void merge_large(std::vector<Symbol>& symbols, std::vector<Candidate>& heap) const;
   void grow();
 
   std::array<std::int32_t, 256> byte_ids_;

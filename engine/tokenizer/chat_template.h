@@ -41,8 +41,6 @@ struct TemplateError {
 
 class ChatTemplate {
  public:
-  struct Program;
-
   // Parses `source`. `origin` names where it came from in messages ("model.gguf tokenizer.chat_template").
   // bos_token / eos_token are the texts templates see under those names; empty leaves them undefined.
   static Result<ChatTemplate, TemplateError> parse(std::string source, std::string origin, std::string bos_token,
@@ -62,6 +60,7 @@ class ChatTemplate {
   std::string_view family() const;
 
  private:
+  struct Program;
   friend Result<std::string, TemplateError> render_chat(const ChatTemplate&, const std::vector<ChatTurn>&, bool);
   explicit ChatTemplate(std::shared_ptr<const Program> p) : p_(std::move(p)) {}
   std::shared_ptr<const Program> p_;

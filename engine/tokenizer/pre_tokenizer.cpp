@@ -115,8 +115,15 @@ void PreTokenizer::split(PreTokenizerKind kind, std::string_view text, std::vect
   offsets_.clear();
   std::size_t pos = 0;
   while (pos < text.size()) {
-    const utf8::Decoded d = utf8::decode(text, pos);
     offsets_.push_back(pos);
+    const auto byte = static_cast<unsigned char>(text[pos]);
+    if (byte < 0x80) {
+      cps_.push_back(byte);
+      classes_.push_back(unicode::classify(byte));
+      ++pos;
+      continue;
+    }
+    const utf8::Decoded d = utf8::decode(text, pos);
     if (d.valid) {
       cps_.push_back(d.code_point);
       classes_.push_back(unicode::classify(d.code_point));

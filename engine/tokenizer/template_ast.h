@@ -58,6 +58,7 @@ struct Expr {
   std::vector<std::pair<ExprPtr, ExprPtr>> entries;  // dict literal
   bool negated = false;            // test: "is not"
   bool tuple = false;              // list: written as a tuple, (a, b)
+  int depth = 1;                   // height of this subtree; the parser bounds it
 };
 
 enum class NodeKind {

@@ -3,16 +3,11 @@
 #include <cerrno>
 #include <cstdlib>
 
-#include "engine/tokenizer/unicode_class.h"
+#include "engine/tokenizer/template_support.h"
 #include "engine/tokenizer/utf8.h"
 
 namespace sluice::jinja {
 namespace {
-
-// Python's str.isspace(), which Jinja's rstrip() and \s use.
-bool is_py_space(char32_t cp) {
-  return unicode::classify(cp) == unicode::CharClass::whitespace || (cp >= 0x1C && cp <= 0x1F);
-}
 
 std::string normalize_newlines(std::string_view source) {
   std::string out;

@@ -17,8 +17,11 @@ Node make_node(NodeKind kind, int line, std::string text = {}) {
   return n;
 }
 
-// Nesting beyond this is refused, so a crafted template cannot exhaust the stack.
+// Nesting beyond these is refused, so a crafted template cannot exhaust the stack while parsing, rendering
+// or freeing the tree: blocks and parser recursion, and the height of one expression's tree (long
+// operator chains build deep trees without deep parser recursion).
 constexpr int max_depth = 128;
+constexpr int max_expr_height = 256;
 
 class Parser {
  public:
@@ -75,7 +78,7 @@ class Parser {
       const Token& t = cur();
       if (t.kind == TokenKind::end) {
         if (end_names.size() == 0) break;
-        return syntax("unexpected end of template; expected '{% " + std::string(*end_names.begin()) + " %}'");
+        return syntax("unexpected end of template; expected '{% " + std::string(*(end_names.end() - 1)) + " %}'");
       }
       if (t.kind == TokenKind::text) {
         out.push_back(make_node(NodeKind::text, t.line, t.text));
@@ -216,17 +219,30 @@ class Parser {
     e->line = line;
     return e;
   }
+  // Records the height of a finished node; null (with the error set) when it is too tall.
+  ExprPtr finish(ExprPtr e) {
+    int h = 0;
+    for (const auto& a : e->args) h = a ? std::max(h, a->depth) : h;
+    for (const auto& [k, v] : e->kwargs) h = std::max(h, v->depth);
+    for (const auto& [k, v] : e->entries) h = std::max({h, k->depth, v->depth});
+    e->depth = h + 1;
+    if (e->depth > max_expr_height) {
+      set_error(ErrorKind::unsupported, "expression nested too deeply", e->line);
+      return nullptr;
+    }
+    return e;
+  }
   ExprPtr unary(ExprKind kind, int line, ExprPtr operand) {
     ExprPtr e = make(kind, line);
     e->args.push_back(std::move(operand));
-    return e;
+    return finish(std::move(e));
   }
   ExprPtr binary(ExprKind kind, std::string op, int line, ExprPtr a, ExprPtr b) {
     ExprPtr e = make(kind, line);
     e->name = std::move(op);
     e->args.push_back(std::move(a));
     e->args.push_back(std::move(b));
-    return e;
+    return finish(std::move(e));
   }
 
   struct DepthGuard {
@@ -250,7 +266,7 @@ class Parser {
       if (!item) return nullptr;
       list->args.push_back(std::move(item));
     }
-    return list;
+    return finish(std::move(list));
   }
 
   ExprPtr parse_expression() {
@@ -275,7 +291,7 @@ class Parser {
       e->args.push_back(std::move(cond));
       e->args.push_back(std::move(value));
       e->args.push_back(std::move(otherwise));
-      value = std::move(e);
+      value = finish(std::move(e));
     }
     return value;
   }
@@ -349,7 +365,7 @@ class Parser {
       cmp->ops.push_back(op);
       cmp->args.push_back(std::move(operand));
     }
-    return cmp ? std::move(cmp) : std::move(first);
+    return cmp ? finish(std::move(cmp)) : std::move(first);
   }
 
   ExprPtr parse_math1() {
@@ -483,7 +499,7 @@ class Parser {
         if (!is_op(",")) break;
         advance();
       }
-      return expect_op("]") ? std::move(e) : nullptr;
+      return expect_op("]") ? finish(std::move(e)) : nullptr;
     }
     if (is_op("{")) {
       advance();
@@ -497,7 +513,7 @@ class Parser {
         if (!is_op(",")) break;
         advance();
       }
-      return expect_op("}") ? std::move(e) : nullptr;
+      return expect_op("}") ? finish(std::move(e)) : nullptr;
     }
     syntax("unexpected " + describe(t));
     return nullptr;
@@ -512,7 +528,7 @@ class Parser {
           ExprPtr e = make(ExprKind::attribute, line);
           e->name = cur().text;
           e->args.push_back(std::move(node));
-          node = std::move(e);
+          node = finish(std::move(e));
         } else if (cur().kind == TokenKind::integer) {
           ExprPtr index = make(ExprKind::literal, line);
           index->value = Value(cur().integer);
@@ -565,7 +581,7 @@ class Parser {
     e->args.push_back(std::move(start));
     e->args.push_back(std::move(stop));
     e->args.push_back(std::move(step));
-    return e;
+    return finish(std::move(e));
   }
 
   // Parses "(args, name=value)" into e's args (after any already there) and kwargs.
@@ -597,7 +613,7 @@ class Parser {
   ExprPtr parse_call(ExprPtr node) {
     ExprPtr e = make(ExprKind::call, cur().line);
     e->args.push_back(std::move(node));
-    return parse_arguments(*e) ? std::move(e) : nullptr;
+    return parse_arguments(*e) ? finish(std::move(e)) : nullptr;
   }
 
   ExprPtr parse_filter_expr(ExprPtr node) {
@@ -618,7 +634,7 @@ class Parser {
         advance();
         e->args.push_back(std::move(node));
         if (is_op("(") && !parse_arguments(*e)) return nullptr;
-        node = std::move(e);
+        node = finish(std::move(e));
       } else if (is_name("is")) {
         const int line = cur().line;
         advance();
@@ -649,7 +665,7 @@ class Parser {
           if (!arg) return nullptr;
           e->args.push_back(std::move(arg));
         }
-        node = std::move(e);
+        node = finish(std::move(e));
       } else if (is_op("(")) {
         node = parse_call(std::move(node));
       } else {

@@ -20,7 +20,7 @@ namespace sluice::jinja {
 
 struct RenderLimits {
   std::size_t max_output_bytes = 16u << 20;
-  std::uint64_t max_loop_iterations = 1'000'000;
+  std::uint64_t max_loop_iterations = 100'000;
 };
 
 // `context` holds the template's global variables (messages, add_generation_prompt, bos_token, ...).

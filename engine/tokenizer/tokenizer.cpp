@@ -17,7 +17,8 @@ namespace {
 
 constexpr std::string_view space_marker = "\xE2\x96\x81";  // U+2581, SentencePiece's escaped space
 
-// Control-token texts that end a turn in the families the engine serves; llama.cpp keeps the same list.
+// Control-token texts that mark the end of a turn or of a text in common chat formats (ChatML, Llama 3,
+// Phi, Gemma, GPT-2 style <|endoftext|>); a model that names such a token generates nothing after it.
 constexpr std::array<std::string_view, 9> end_marker_texts{
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
     "<|eom_id|>", "<EOT>",      "<|end_of_text|>", "<|return|>"};
@@ -279,8 +280,8 @@ void Tokenizer::encode_text(std::string_view text, std::vector<std::int32_t>& ou
   if (d.model == TokenizerModel::sentencepiece_bpe) {
     std::string escaped;
     escaped.reserve(text.size() + 3);
-    // llama.cpp's SentencePiece rule: the space prefix goes before every stretch of text, each of which
-    // starts the text or follows an added token.
+    // As llama.cpp tokenizes SentencePiece vocabularies: the space prefix goes before every stretch of
+    // text, each of which starts the text or follows an added token.
     if (d.add_space_prefix) escaped.append(space_marker);
     escaped.append(replace_all(text, " ", space_marker));
     d.sentencepiece.encode(escaped, out);

@@ -68,8 +68,6 @@ struct DecodeOptions {
 
 class Tokenizer {
  public:
-  struct Data;
-
   static Result<Tokenizer, TokenizerError> from_gguf(const gguf::GgufFile& file);
   static Result<Tokenizer, TokenizerError> create(const TokenizerSpec& spec);
 
@@ -107,6 +105,7 @@ class Tokenizer {
   bool is_end_of_generation(std::int32_t id) const;
 
  private:
+  struct Data;
   explicit Tokenizer(std::shared_ptr<const Data> data) : d_(std::move(data)) {}
   void encode_text(std::string_view text, std::vector<std::int32_t>& out) const;
 

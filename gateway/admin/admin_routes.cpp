@@ -49,6 +49,7 @@ asio::awaitable<void> AdminRoutes::handle(Exchange& ex) {
     co_await ex.respond(ready ? 200 : 503, status_body(ready ? "ready" : draining_ ? "draining" : "starting"), kJson);
   } else if (r.path == "/metrics") {
     if (!get) co_return co_await method_not_allowed(ex, "GET");
+    if (refresh_) refresh_();
     co_await ex.respond(200, metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
   } else if (r.path == "/v1/models") {
     if (!get) co_return co_await method_not_allowed(ex, "GET");
@@ -66,6 +67,7 @@ asio::awaitable<void> AdminRoutes::models(Exchange& ex) {
   auto policy = policies_.current();
   std::vector<std::string> ids;
   std::set<std::string> seen;
+  if (!local_model_.empty() && seen.insert(local_model_).second) ids.push_back(local_model_);
   if (policy)
     for (const auto& route : policy->routes)
       if (!route.is_glob && seen.insert(route.model).second) ids.push_back(route.model);

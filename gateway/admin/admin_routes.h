@@ -3,6 +3,8 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <string>
 #include <string_view>
 
 #include <boost/asio/awaitable.hpp>
@@ -23,6 +25,10 @@ class AdminRoutes {
   boost::asio::awaitable<void> method_not_allowed(Exchange& ex, std::string_view allow);
 
   void set_ready() { ready_ = true; }
+  // The embedded engine's model name, listed by /v1/models.
+  void set_local_model(std::string name) { local_model_ = std::move(name); }
+  // Runs before /metrics is rendered, to bring gauges that are sampled rather than counted up to date.
+  void on_metrics_scrape(std::function<void()> refresh) { refresh_ = std::move(refresh); }
   void set_draining() { draining_ = true; }
 
  private:
@@ -32,6 +38,8 @@ class AdminRoutes {
   PolicyStore& policies_;
   const KeySet& admin_keys_;
   MetricsRegistry& metrics_;
+  std::string local_model_;
+  std::function<void()> refresh_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};
 };

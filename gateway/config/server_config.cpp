@@ -97,9 +97,22 @@ void read_auth(YamlReader& reader, const YAML::Node& node, int line, AuthSection
 
 void read_engine(YamlReader& reader, const YAML::Node& node, int line, const std::string& config_path,
                  EngineSection& out) {
-  YamlMap m(reader, node, "engine", {"enabled", "model_path", "served_model_name"}, line);
+  YamlMap m(reader, node, "engine",
+            {"enabled", "model_path", "served_model_name", "chat_template", "threads", "kv_cache_bytes",
+             "block_size", "max_num_seqs", "max_num_batched_tokens", "max_model_len", "enable_chunked_prefill",
+             "max_waiting"},
+            line);
   if (!m.is_map()) return;
   m.read_bool("enabled", out.enabled);
+  m.read_string("chat_template", out.chat_template);
+  m.read_integer("threads", out.threads, 1, 256);
+  m.read_integer("kv_cache_bytes", out.kv_cache_bytes, 1 << 20, std::int64_t{1} << 40);
+  m.read_integer("block_size", out.block_size, 1, 256);
+  m.read_integer("max_num_seqs", out.max_num_seqs, 1, 4096);
+  m.read_integer("max_num_batched_tokens", out.max_num_batched_tokens, 1, 1 << 20);
+  m.read_integer("max_model_len", out.max_model_len, 0, 1 << 24);
+  m.read_bool("enable_chunked_prefill", out.enable_chunked_prefill);
+  m.read_integer("max_waiting", out.max_waiting, 1, 1 << 20);
   std::string model_path;
   if (m.read_string("model_path", model_path))
     out.model_path = model_path.empty() ? std::string() : resolve_path(config_path, model_path);

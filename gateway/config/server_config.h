@@ -61,8 +61,17 @@ struct ProviderConfig {
 
 struct EngineSection {
   bool enabled = false;          // false: `local` answers 503 unavailable
-  std::string model_path;        // GGUF file or Hugging Face directory
+  std::string model_path;        // GGUF file
   std::string served_model_name; // the name clients ask for; "" = derived from the file
+  std::string chat_template;     // built-in template name overriding the model's own; "" = the model's
+  int threads = 2;               // compute threads
+  std::uint64_t kv_cache_bytes = std::uint64_t{256} << 20;
+  std::uint32_t block_size = 16;
+  std::uint32_t max_num_seqs = 32;
+  std::uint32_t max_num_batched_tokens = 512;
+  std::uint32_t max_model_len = 0;   // 0 = the model's context length
+  bool enable_chunked_prefill = true;
+  std::uint32_t max_waiting = 256;   // queued requests beyond which the engine reports overloaded
 };
 
 struct ServerConfig {

@@ -48,20 +48,13 @@ namespace {
 
 constexpr std::string_view kServerName = "sluice";
 
-std::string_view status_class(int status) {
-  if (status < 200) return "1xx";
-  if (status < 300) return "2xx";
-  if (status < 400) return "3xx";
-  if (status < 500) return "4xx";
-  return "5xx";
-}
 
 class ExchangeImpl final : public Exchange {
  public:
   ExchangeImpl(beast::tcp_stream& stream, IncomingRequest req, bool keep_alive, unsigned version,
-               const HttpLimits& limits, MetricsRegistry& metrics)
+               const HttpLimits& limits, const std::array<Counter*, 5>& responses)
       : stream_(stream), req_(std::move(req)), keep_alive_(keep_alive), version_(version), limits_(limits),
-        metrics_(metrics) {}
+        responses_(&responses) {}
 
   const IncomingRequest& request() const override { return req_; }
   asio::any_io_executor executor() const override { return stream_.get_executor(); }
@@ -134,9 +127,8 @@ class ExchangeImpl final : public Exchange {
 
  private:
   void count(int status) {
-    metrics_.counter("sluice_http_responses_total", "HTTP responses by status class",
-                     {{"class", std::string(status_class(status))}})
-        .inc();
+    const int cls = status / 100;
+    (*responses_)[cls >= 1 && cls <= 5 ? cls - 1 : 4]->inc();
   }
 
   beast::tcp_stream& stream_;
@@ -144,7 +136,7 @@ class ExchangeImpl final : public Exchange {
   bool keep_alive_;
   unsigned version_;
   const HttpLimits& limits_;
-  MetricsRegistry& metrics_;
+  const std::array<Counter*, 5>* responses_;  // by status class 1xx..5xx, looked up once by the server
   CancelSlot gone_;
   bool broken_ = false;
   int status_ = 0;
@@ -177,7 +169,13 @@ std::string path_of(std::string_view target) {
 }  // namespace
 
 HttpServer::HttpServer(asio::io_context& io, HttpLimits limits, Handler handler, MetricsRegistry& metrics)
-    : io_(io), limits_(limits), handler_(std::move(handler)), metrics_(metrics), acceptor_(io) {}
+    : io_(io), limits_(limits), handler_(std::move(handler)), metrics_(metrics), acceptor_(io) {
+  // Looked up once: a registry lookup takes a lock and formats labels, too much for every response.
+  static constexpr std::string_view kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+  for (int i = 0; i < 5; ++i)
+    responses_[i] = &metrics_.counter("sluice_http_responses_total", "HTTP responses by status class",
+                                      {{"class", std::string(kClasses[i])}});
+}
 
 HttpServer::~HttpServer() = default;
 
@@ -299,7 +297,7 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> conn) {
         err = ApiError::bad_request("malformed HTTP request: " + ec.message());
       if (err) {
         IncomingRequest none;
-        ExchangeImpl ex(stream, std::move(none), false, 11, limits_, metrics_);
+        ExchangeImpl ex(stream, std::move(none), false, 11, limits_, responses_);
         HeaderList extra;
         co_await ex.respond(err->status, error_body(*err), "application/json", extra);
       }
@@ -315,7 +313,7 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> conn) {
     req.content_type = std::string(msg[http::field::content_type]);
     req.body = std::move(msg.body());
     const bool keep_alive = msg.keep_alive() && !draining_;
-    ExchangeImpl ex(stream, std::move(req), keep_alive, msg.version(), limits_, metrics_);
+    ExchangeImpl ex(stream, std::move(req), keep_alive, msg.version(), limits_, responses_);
 
     co_await (handler_(ex) || watch_client(stream, buf, pipeline_cap, ex));
     if (!ex.keep_alive()) break;

@@ -4,6 +4,7 @@
 // grace deadline, then close what is left.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -24,6 +25,7 @@
 namespace sluice {
 
 class MetricsRegistry;
+class Counter;
 
 // Handles one request; writes the whole response through the exchange.
 using Handler = std::function<boost::asio::awaitable<void>(Exchange&)>;
@@ -56,6 +58,7 @@ class HttpServer {
   HttpLimits limits_;
   Handler handler_;
   MetricsRegistry& metrics_;
+  std::array<Counter*, 5> responses_{};  // sluice_http_responses_total by status class
   boost::asio::ip::tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
   std::atomic<bool> draining_{false};

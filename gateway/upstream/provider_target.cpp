@@ -260,7 +260,7 @@ class ProviderExchange : public std::enable_shared_from_this<ProviderExchange> {
   std::optional<Usage> usage_;
   std::string finish_reason_;
   simdjson::dom::parser json_;
-  std::array<char, 16 * 1024> io_buf_{};
+  std::array<char, 16 * 1024> io_buf_;  // left uninitialised: the parser writes before anything reads
 };
 
 void ProviderExchange::build_request() {

@@ -26,7 +26,7 @@ struct SseEvent {
   std::string event;                  // the `event:` field, "" when absent (the format's "message")
   std::string data;                   // the `data:` lines joined with \n
   std::string id;                     // the last event id seen on the stream, "" if none
-  std::optional<std::int64_t> retry;  // an `retry:` field of this event, in milliseconds
+  std::optional<std::int64_t> retry;  // a `retry:` field of this event, in milliseconds
 };
 
 struct SseParseError {

@@ -132,7 +132,7 @@ def route(name: str = "r1", model: str = "*", targets: Optional[list] = None, li
 
 
 def server_config(policy_files: list[str], providers: list[dict], server: Optional[dict] = None,
-                  auth: Optional[dict] = None) -> dict:
+                  auth: Optional[dict] = None, engine: Optional[dict] = None) -> dict:
     limits = {"max_header_bytes": 16384, "max_body_bytes": 1048576, "read_timeout_ms": 5000,
               "idle_timeout_ms": 10000, "write_timeout_ms": 5000, "output_buffer_bytes": 65536}
     srv = {"host": "127.0.0.1", "port": 0, "io_threads": 2, "request_timeout_ms": 20000, "shutdown_grace_ms": 5000}
@@ -144,7 +144,7 @@ def server_config(policy_files: list[str], providers: list[dict], server: Option
     if auth:
         cfg["auth"] = auth
     cfg["policies"] = policy_files
-    cfg["engine"] = {"enabled": False}
+    cfg["engine"] = dict(engine) if engine else {"enabled": False}
     cfg["providers"] = providers
     return cfg
 
@@ -729,7 +729,7 @@ def sluice_factory(tmp_path, certs, request):
     def start(providers: dict[str, ProviderSpec], routes: Optional[list] = None,
               policies: Optional[dict] = None, server: Optional[dict] = None, auth: Optional[dict] = None,
               env: Optional[dict] = None, provider_options: Optional[dict] = None,
-              run: bool = True) -> Sluice:
+              run: bool = True, engine: Optional[dict] = None) -> Sluice:
         entries = []
         full_env = {}
         for name, spec in providers.items():
@@ -746,7 +746,7 @@ def sluice_factory(tmp_path, certs, request):
         if policies is None:
             policies = {"policy.yaml": {"routes": routes or [route()]}}
         workdir = tmp_path / f"sluice{len(started)}"
-        cfg = server_config(list(policies.keys()), entries, server, auth)
+        cfg = server_config(list(policies.keys()), entries, server, auth, engine)
         s = Sluice(workdir, cfg, policies, full_env)
         started.append(s)
         if run:

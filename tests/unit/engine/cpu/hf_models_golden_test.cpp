@@ -35,7 +35,6 @@ TEST_P(HfModelGolden, LogitsAndGreedyTokensMatchTransformers) {
     const auto logits = driver.prefill(i, p.ids, p.ids.size());
     ASSERT_EQ(logits.size(), golden.vocab);
     EXPECT_LE(test::rel_error(logits, golden.row(i)), 1e-4) << name << " prompt " << i;
-    std::printf("DBG %s %zu %g\n", name.c_str(), i, test::rel_error(logits, golden.row(i)));
     EXPECT_EQ(driver.greedy(i, logits, static_cast<int>(p.greedy.size())), p.greedy) << name << " prompt " << i;
   }
 }

@@ -133,7 +133,8 @@ TEST(ShippedFilesTest, EveryKeyUsedIsDocumented) {
 TEST(ShippedFilesTest, ShippedConfigIsTheDocumentedStartingPoint) {
   auto config = load_server_config((kRoot / "config" / "sluice.yaml").string());
   ASSERT_TRUE(config.ok()) << dump(config.error());
-  EXPECT_FALSE(config->engine.enabled);
+  EXPECT_TRUE(config->engine.enabled);
+  EXPECT_EQ(std::filesystem::path(config->engine.model_path).filename(), "SmolLM2-135M-Instruct.Q4_1.gguf");
   ASSERT_EQ(config->providers.size(), 1u);
   EXPECT_EQ(config->providers[0].name, "upstream");
   EXPECT_EQ(config->providers[0].base_url_env, "SLUICE_UPSTREAM_URL");
