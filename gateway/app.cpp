@@ -12,6 +12,7 @@
 #include "gateway/admin/admin_routes.h"
 #include "engine/core/engine.h"
 #include "gateway/core/disabled_target.h"
+#include "gateway/health/health_registry.h"
 #include "gateway/local/local_target.h"
 #include "gateway/http/server.h"
 #include "gateway/metrics/registry.h"
@@ -35,6 +36,7 @@ struct App::Impl {
   KeySet admin_keys;
   std::shared_ptr<Engine> engine;
   TargetTable targets;
+  std::unique_ptr<HealthRegistry> health;
   std::unique_ptr<PolicyStore> policies;
   std::unique_ptr<Admission> admission;
   std::unique_ptr<Dispatcher> dispatcher;
@@ -82,6 +84,7 @@ struct App::Impl {
     metrics.gauge("sluice_engine_step_seconds", "duration of the last engine step").set(st.last_step_seconds);
     metrics.gauge("sluice_engine_preemptions", "sequences preempted so far").set(static_cast<double>(st.preemptions));
     metrics.gauge("sluice_engine_healthy", "1 while the engine is healthy").set(st.healthy ? 1 : 0);
+    if (auto* h = health->find("local"); h && !st.healthy) h->mark_unhealthy("the engine reported a device fault");
   }
 
   void wait_stop_signal() {
@@ -167,6 +170,10 @@ Result<std::unique_ptr<App>, std::string> App::create(ServerConfig config, AppOp
     a.targets.add(std::shared_ptr<Target>(std::move(target.value())), defaults);
   }
 
+  a.health = std::make_unique<HealthRegistry>(&a.metrics);
+  a.health->add("local", HealthConfig{});
+  for (const auto& name : provider_names) a.health->add(name, HealthConfig{});
+
   a.policies = std::make_unique<PolicyStore>(cfg.policy_files, provider_names);
   a.admission = std::make_unique<Admission>(a.metrics);
   a.policies->on_swap([adm = a.admission.get()](const Policy& p) { adm->configure(p); });
@@ -179,8 +186,9 @@ Result<std::unique_ptr<App>, std::string> App::create(ServerConfig config, AppOp
   DispatcherOptions dopts;
   dopts.request_timeout = cfg.server.request_timeout;
   dopts.output_buffer_bytes = cfg.server.limits.output_buffer_bytes;
-  a.dispatcher = std::make_unique<Dispatcher>(dopts, *a.policies, *a.admission, a.targets, a.client_keys, a.metrics);
-  a.admin = std::make_unique<AdminRoutes>(*a.policies, a.admin_keys, a.metrics);
+  a.dispatcher = std::make_unique<Dispatcher>(dopts, *a.policies, *a.admission, a.targets, *a.health, a.client_keys,
+                                              a.metrics);
+  a.admin = std::make_unique<AdminRoutes>(*a.policies, a.admin_keys, a.metrics, *a.health);
   if (a.engine) a.admin->set_local_model(a.engine->model_name());
   a.admin->on_metrics_scrape([impl = &a] { impl->publish_engine_stats(); });
 

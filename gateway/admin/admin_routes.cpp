@@ -5,6 +5,7 @@
 #include "gateway/api/errors.h"
 #include "gateway/api/json_writer.h"
 #include "gateway/api/response_format.h"
+#include "gateway/health/health_registry.h"
 #include "gateway/metrics/registry.h"
 #include "gateway/proxy/auth.h"
 #include "gateway/routing/policy_store.h"
@@ -26,8 +27,9 @@ std::string status_body(std::string_view status) {
 }
 }  // namespace
 
-AdminRoutes::AdminRoutes(PolicyStore& policies, const KeySet& admin_keys, MetricsRegistry& metrics)
-    : policies_(policies), admin_keys_(admin_keys), metrics_(metrics) {}
+AdminRoutes::AdminRoutes(PolicyStore& policies, const KeySet& admin_keys, MetricsRegistry& metrics,
+                         HealthRegistry& health)
+    : policies_(policies), admin_keys_(admin_keys), metrics_(metrics), health_(health) {}
 
 asio::awaitable<void> AdminRoutes::method_not_allowed(Exchange& ex, std::string_view allow) {
   auto e = ApiError::method_not_allowed("Method " + ex.request().method + " is not allowed on " + ex.request().path +
@@ -54,6 +56,10 @@ asio::awaitable<void> AdminRoutes::handle(Exchange& ex) {
   } else if (r.path == "/v1/models") {
     if (!get) co_return co_await method_not_allowed(ex, "GET");
     co_await models(ex);
+  } else if (r.path == "/admin/health") {
+    if (!get) co_return co_await method_not_allowed(ex, "GET");
+    if (!co_await authorize(ex)) co_return;
+    co_await ex.respond(200, health_.snapshot_json(std::chrono::steady_clock::now()), kJson);
   } else if (r.path == "/admin/reload") {
     if (r.method != "POST") co_return co_await method_not_allowed(ex, "POST");
     co_await reload(ex);
@@ -76,19 +82,24 @@ asio::awaitable<void> AdminRoutes::models(Exchange& ex) {
   co_await ex.respond(200, format_model_list(ids, created), kJson);
 }
 
-asio::awaitable<void> AdminRoutes::reload(Exchange& ex) {
+asio::awaitable<bool> AdminRoutes::authorize(Exchange& ex) {
   if (admin_keys_.empty()) {
     auto e = ApiError::not_found("Admin endpoints are disabled: set auth.admin_key_env and that variable.",
                                  "admin_disabled");
     co_await ex.respond(e.status, error_body(e), kJson);
-    co_return;
+    co_return false;
   }
   auto token = bearer_token(ex.request().authorization);
   if (!token || !admin_keys_.contains(*token)) {
     auto e = ApiError::unauthorized("A valid admin key is required.");
     co_await ex.respond(e.status, error_body(e), kJson);
-    co_return;
+    co_return false;
   }
+  co_return true;
+}
+
+asio::awaitable<void> AdminRoutes::reload(Exchange& ex) {
+  if (!co_await authorize(ex)) co_return;
   auto r = policies_.reload();
   JsonWriter w;
   w.begin_object();

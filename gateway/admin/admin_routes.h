@@ -16,10 +16,11 @@ namespace sluice {
 class PolicyStore;
 class KeySet;
 class MetricsRegistry;
+class HealthRegistry;
 
 class AdminRoutes {
  public:
-  AdminRoutes(PolicyStore& policies, const KeySet& admin_keys, MetricsRegistry& metrics);
+  AdminRoutes(PolicyStore& policies, const KeySet& admin_keys, MetricsRegistry& metrics, HealthRegistry& health);
 
   boost::asio::awaitable<void> handle(Exchange& ex);
   boost::asio::awaitable<void> method_not_allowed(Exchange& ex, std::string_view allow);
@@ -33,11 +34,14 @@ class AdminRoutes {
 
  private:
   boost::asio::awaitable<void> reload(Exchange& ex);
+  // True when the request carries the admin key; otherwise answers 401/404 itself.
+  boost::asio::awaitable<bool> authorize(Exchange& ex);
   boost::asio::awaitable<void> models(Exchange& ex);
 
   PolicyStore& policies_;
   const KeySet& admin_keys_;
   MetricsRegistry& metrics_;
+  HealthRegistry& health_;
   std::string local_model_;
   std::function<void()> refresh_;
   std::atomic<bool> ready_{false};

@@ -80,15 +80,15 @@ bool counts_as_failure(ErrorKind kind) {
   return kind == ErrorKind::connect_error || kind == ErrorKind::timeout || kind == ErrorKind::upstream_5xx;
 }
 
-// ---- Admission ----
+// ---- HealthPermit ----
 
-Admission::Admission(Admission&& o) noexcept
+HealthPermit::HealthPermit(HealthPermit&& o) noexcept
     : owner_(std::exchange(o.owner_, nullptr)),
       allowed_(std::exchange(o.allowed_, false)),
       trial_(std::exchange(o.trial_, false)),
       epoch_(o.epoch_) {}
 
-Admission& Admission::operator=(Admission&& o) noexcept {
+HealthPermit& HealthPermit::operator=(HealthPermit&& o) noexcept {
   if (this != &o) {
     release();
     owner_ = std::exchange(o.owner_, nullptr);
@@ -99,9 +99,9 @@ Admission& Admission::operator=(Admission&& o) noexcept {
   return *this;
 }
 
-Admission::~Admission() { release(); }
+HealthPermit::~HealthPermit() { release(); }
 
-void Admission::release() {
+void HealthPermit::release() {
   TargetHealth* owner = std::exchange(owner_, nullptr);
   if (owner && trial_) owner->release_trial(epoch_);
 }
@@ -140,23 +140,23 @@ bool TargetHealth::routable(TimePoint now) const {
   return false;
 }
 
-Admission TargetHealth::try_acquire(TimePoint now) {
+HealthPermit TargetHealth::try_acquire(TimePoint now) {
   std::lock_guard lock(mu_);
   advance(now);
-  Admission admission;
+  HealthPermit admission;
   if (engine_healthy_ && probe_status_ != ProbeStatus::unhealthy) {
     if (state_ == CircuitState::closed) {
-      admission = Admission(this, false, epoch_);
+      admission = HealthPermit(this, false, epoch_);
     } else if (state_ == CircuitState::half_open && trials_in_flight_ < config_.half_open_max_probes) {
       ++trials_in_flight_;
-      admission = Admission(this, true, epoch_);
+      admission = HealthPermit(this, true, epoch_);
     }
   }
   publish();
   return admission;
 }
 
-void TargetHealth::record(Admission& admission, const Outcome& outcome, TimePoint now) {
+void TargetHealth::record(HealthPermit& admission, const Outcome& outcome, TimePoint now) {
   if (admission.owner_ != this) return;  // spent, never allowed, or another target's
   admission.owner_ = nullptr;
 

@@ -1,6 +1,6 @@
 // The health of one target: a single state machine that combines the circuit breaker (passive outlier
 // ejection from real request outcomes), active probe results and, for `local`, the engine's own health.
-// The router reads a lock-free view of it (routable); the dispatcher takes an Admission before each attempt
+// The router reads a lock-free view of it (routable); the dispatcher takes a HealthPermit before each attempt
 // and records the attempt's outcome on it.
 //
 // Circuit breaker
@@ -22,7 +22,7 @@
 // ejected for longer and longer.
 //
 // Half-open admits at most `half_open_max_probes` trial requests at a time. Trials are counted per half-open
-// episode: an Admission taken in an earlier episode no longer holds a slot, and its outcome decides nothing.
+// episode: a HealthPermit taken in an earlier episode no longer holds a slot, and its outcome decides nothing.
 // Outcomes of ordinary (non-trial) requests arriving while the circuit is open or half-open are counted in
 // the totals but move no state (they were admitted before the circuit opened).
 //
@@ -110,14 +110,14 @@ class TargetHealth;
 // the half-open slots until it is recorded or destroyed (destroying it unrecorded frees the slot as a neutral
 // outcome), so an attempt abandoned on any path cannot wedge the circuit in half-open.
 // The TargetHealth must outlive its admissions.
-class [[nodiscard]] Admission {
+class [[nodiscard]] HealthPermit {
  public:
-  Admission() = default;
-  Admission(Admission&& o) noexcept;
-  Admission& operator=(Admission&& o) noexcept;
-  Admission(const Admission&) = delete;
-  Admission& operator=(const Admission&) = delete;
-  ~Admission();
+  HealthPermit() = default;
+  HealthPermit(HealthPermit&& o) noexcept;
+  HealthPermit& operator=(HealthPermit&& o) noexcept;
+  HealthPermit(const HealthPermit&) = delete;
+  HealthPermit& operator=(const HealthPermit&) = delete;
+  ~HealthPermit();
 
   bool allowed() const { return allowed_; }
   bool is_trial() const { return trial_; }
@@ -125,7 +125,7 @@ class [[nodiscard]] Admission {
 
  private:
   friend class TargetHealth;
-  Admission(TargetHealth* owner, bool trial, std::uint64_t epoch)
+  HealthPermit(TargetHealth* owner, bool trial, std::uint64_t epoch)
       : owner_(owner), allowed_(true), trial_(trial), epoch_(epoch) {}
   void release();
 
@@ -192,11 +192,11 @@ class TargetHealth {
 
   // Takes permission to send one attempt: a plain admission when closed, a trial slot when half-open (moving
   // open -> half_open first if the wait has elapsed). Not allowed when not routable.
-  Admission try_acquire(TimePoint now);
+  HealthPermit try_acquire(TimePoint now);
 
   // Records what the admitted attempt came to and spends the admission. Recording a spent or not-allowed
   // admission does nothing.
-  void record(Admission& admission, const Outcome& outcome, TimePoint now);
+  void record(HealthPermit& admission, const Outcome& outcome, TimePoint now);
 
   // Active probe results.
   void record_probe(bool ok, TimePoint now, std::string_view error = {});
@@ -212,7 +212,7 @@ class TargetHealth {
   HealthSnapshot snapshot(TimePoint now);
 
  private:
-  friend class Admission;
+  friend class HealthPermit;
 
   // All private members below are called with mu_ held.
   void advance(TimePoint now);

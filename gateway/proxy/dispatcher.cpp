@@ -12,6 +12,8 @@
 
 #include "gateway/api/errors.h"
 #include "gateway/api/response_format.h"
+#include "gateway/health/health_registry.h"
+#include "gateway/health/target_health.h"
 #include "gateway/http/response_channel.h"
 #include "gateway/metrics/registry.h"
 #include "gateway/routing/target_picker.h"
@@ -67,9 +69,10 @@ struct Dispatcher::Attempt {
 };
 
 Dispatcher::Dispatcher(DispatcherOptions opts, PolicyStore& policies, Admission& admission,
-                       TargetTable& targets, const KeySet& client_keys, MetricsRegistry& metrics)
-    : opts_(opts), policies_(policies), admission_(admission), targets_(targets), client_keys_(client_keys),
-      metrics_(metrics) {}
+                       TargetTable& targets, HealthRegistry& health, const KeySet& client_keys,
+                       MetricsRegistry& metrics)
+    : opts_(opts), policies_(policies), admission_(admission), targets_(targets), health_(health),
+      client_keys_(client_keys), metrics_(metrics) {}
 
 int Dispatcher::pick(const Route& route, const std::vector<bool>& tried) {
   double u;
@@ -77,7 +80,11 @@ int Dispatcher::pick(const Route& route, const std::vector<bool>& tried) {
     std::lock_guard lock(rng_mu_);
     u = std::uniform_real_distribution<double>(0, 1)(rng_);
   }
-  return pick_target(route, tried, [this](const PolicyTarget& t) { return targets_.skipped(t.provider); }, u);
+  const auto now = Clock::now();
+  return pick_target(
+      route, tried,
+      [this, now](const PolicyTarget& t) { return targets_.skipped(t.provider, now) || !health_.routable(t.provider, now); },
+      u);
 }
 
 asio::awaitable<void> Dispatcher::handle(Exchange& ex, Endpoint endpoint) {
@@ -204,7 +211,13 @@ asio::awaitable<void> Dispatcher::run(Exchange& ex, const ApiRequest& req, const
     TargetError skip_error;
     bool skip = false;
     TargetTable::Slot slot;
-    if (!target) {
+    TargetHealth* health = health_.find(pt.provider);
+    HealthPermit permit;
+    if (health) permit = health->try_acquire(Clock::now());
+    if (health && !permit) {
+      skip_error = {ErrorKind::unavailable, fmt::format("target '{}' is unhealthy or its circuit is open", pt.provider)};
+      skip = true;
+    } else if (!target) {
       skip_error = {ErrorKind::unavailable, fmt::format("target '{}' is not configured", pt.provider)};
       skip = true;
     } else if (targets_.skipped(pt.provider)) {
@@ -222,6 +235,10 @@ asio::awaitable<void> Dispatcher::run(Exchange& ex, const ApiRequest& req, const
       for (int attempt = 1;; ++attempt) {
         if (Clock::now() >= deadline) {
           error = TargetError{ErrorKind::timeout, "the request deadline passed"};
+          break;
+        }
+        if (health && !permit) {
+          error = TargetError{ErrorKind::unavailable, fmt::format("target '{}' circuit opened", pt.provider)};
           break;
         }
         auto ctx = std::make_unique<RequestContext>();
@@ -336,6 +353,15 @@ asio::awaitable<void> Dispatcher::run(Exchange& ex, const ApiRequest& req, const
               .inc(static_cast<std::uint64_t>(std::max<std::int64_t>(0, out.usage.prompt_tokens)));
           metrics_.counter("sluice_tokens_out_total", "completion tokens by target", {{"target", pt.provider}})
               .inc(static_cast<std::uint64_t>(std::max<std::int64_t>(0, out.usage.completion_tokens)));
+        }
+        if (health && permit) {
+          // A client that went away says nothing about the target: the permit is released unrecorded.
+          if (out.state == Attempt::State::success) health->record(permit, Outcome::success(), Clock::now());
+          else if (out.state != Attempt::State::client_gone)
+            health->record(permit, Outcome::from_error(out.error), Clock::now());
+          if (out.state != Attempt::State::success && out.state != Attempt::State::client_gone &&
+              attempt < route.retry.max_attempts)
+            permit = health->try_acquire(Clock::now());  // the next retry needs a permit of its own
         }
         if (out.state == Attempt::State::success || out.state == Attempt::State::failed_after_first_byte ||
             out.state == Attempt::State::client_gone) {

@@ -21,6 +21,7 @@
 namespace sluice {
 
 class MetricsRegistry;
+class HealthRegistry;
 
 struct DispatcherOptions {
   std::chrono::milliseconds request_timeout{300'000};
@@ -30,7 +31,7 @@ struct DispatcherOptions {
 class Dispatcher {
  public:
   Dispatcher(DispatcherOptions opts, PolicyStore& policies, Admission& admission, TargetTable& targets,
-             const KeySet& client_keys, MetricsRegistry& metrics);
+             HealthRegistry& health, const KeySet& client_keys, MetricsRegistry& metrics);
 
   boost::asio::awaitable<void> handle(Exchange& ex, Endpoint endpoint);
 
@@ -44,6 +45,7 @@ class Dispatcher {
   PolicyStore& policies_;
   Admission& admission_;
   TargetTable& targets_;
+  HealthRegistry& health_;
   const KeySet& client_keys_;
   MetricsRegistry& metrics_;
   std::atomic<std::uint64_t> next_id_{1};

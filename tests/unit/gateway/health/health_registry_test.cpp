@@ -21,7 +21,7 @@ const TimePoint kT0 = TimePoint{} + 1000h;
 
 void fail_n(TargetHealth& h, int n, TimePoint now, ErrorKind kind, const std::string& msg) {
   for (int i = 0; i < n; ++i) {
-    Admission a = h.try_acquire(now);
+    HealthPermit a = h.try_acquire(now);
     ASSERT_TRUE(a.allowed());
     h.record(a, Outcome::failure(kind, msg), now);
   }
@@ -100,7 +100,7 @@ TEST(HealthRegistry, SnapshotJsonDescribesEveryTarget) {
   remote.record_probe(false, kT0 + 1s, "probe \"timed\" out");
   local.mark_unhealthy("device fault: \"xid 79\"");
   {
-    Admission ok = local.try_acquire(kT0);  // refused: the engine is down
+    HealthPermit ok = local.try_acquire(kT0);  // refused: the engine is down
     EXPECT_FALSE(ok.allowed());
   }
 
@@ -164,7 +164,7 @@ TEST(HealthRegistry, SnapshotJsonOfHalfOpenAndRecoveredTargets) {
   EXPECT_TRUE(e["next_attempt_in_ms"].is_null());
   EXPECT_EQ(e["opened_ms_ago"].get_int64().value(), 6000);
 
-  Admission trial = h.try_acquire(kT0 + 6s);
+  HealthPermit trial = h.try_acquire(kT0 + 6s);
   h.record(trial, Outcome::success(), kT0 + 6s);
   doc = parse(parser, r.snapshot_json(kT0 + 7s));
   e = entry(doc, "p");
@@ -204,7 +204,7 @@ TEST(HealthRegistry, ReadersAndWritersOnManyThreads) {
       TargetHealth* h = r.find(t == 0 ? "a" : t == 1 ? "b" : "c");
       for (int i = 0; i < 5000; ++i) {
         const TimePoint now = kT0 + std::chrono::milliseconds(i);
-        Admission a = h->try_acquire(now);
+        HealthPermit a = h->try_acquire(now);
         if (!a) continue;
         h->record(a, i % 3 == 0 ? Outcome::success() : Outcome::failure(ErrorKind::connect_error), now);
         if (i % 500 == 0) (void)r.snapshot_json(now);

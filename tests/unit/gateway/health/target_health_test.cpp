@@ -29,7 +29,7 @@ Outcome fail_5xx(std::string msg = "bad gateway") { return Outcome::failure(Erro
 
 // Sends one ordinary request and records `outcome`; expects it to be admitted.
 void send(TargetHealth& h, const Outcome& outcome, TimePoint now) {
-  Admission a = h.try_acquire(now);
+  HealthPermit a = h.try_acquire(now);
   ASSERT_TRUE(a.allowed());
   h.record(a, outcome, now);
 }
@@ -43,7 +43,7 @@ TEST(TargetHealth, StartsClosedAndRoutable) {
   TargetHealth h("p", HealthConfig{});
   EXPECT_EQ(h.state(), CircuitState::closed);
   EXPECT_TRUE(h.routable(c.now()));
-  Admission a = h.try_acquire(c.now());
+  HealthPermit a = h.try_acquire(c.now());
   EXPECT_TRUE(a.allowed());
   EXPECT_FALSE(a.is_trial());
   const HealthSnapshot s = h.snapshot(c.now());
@@ -128,7 +128,7 @@ TEST(TargetHealth, OpenBecomesHalfOpenWhenTheWaitEnds) {
   EXPECT_TRUE(h.routable(c.now()));
   EXPECT_EQ(h.state(), CircuitState::open);
 
-  Admission trial = h.try_acquire(c.now());
+  HealthPermit trial = h.try_acquire(c.now());
   ASSERT_TRUE(trial.allowed());
   EXPECT_TRUE(trial.is_trial());
   EXPECT_EQ(h.state(), CircuitState::half_open);
@@ -147,7 +147,7 @@ TEST(TargetHealth, TrialSuccessClosesTheCircuit) {
   TargetHealth h("p", HealthConfig{});
   fail_n(h, 5, c.now());
   c.advance(5s);
-  Admission trial = h.try_acquire(c.now());
+  HealthPermit trial = h.try_acquire(c.now());
   ASSERT_TRUE(trial.is_trial());
   h.record(trial, Outcome::success(), c.now());
   EXPECT_EQ(h.state(), CircuitState::closed);
@@ -157,7 +157,7 @@ TEST(TargetHealth, TrialSuccessClosesTheCircuit) {
   EXPECT_EQ(s.trials_in_flight, 0);
   EXPECT_FALSE(s.opened_at.has_value());
   // Closed again: requests are ordinary, not trials.
-  Admission a = h.try_acquire(c.now());
+  HealthPermit a = h.try_acquire(c.now());
   EXPECT_TRUE(a.allowed());
   EXPECT_FALSE(a.is_trial());
 }
@@ -176,7 +176,7 @@ TEST(TargetHealth, TrialFailureReopensWithADoubledDurationUpToTheCap) {
     c.advance(wait - 1ms);
     EXPECT_FALSE(h.try_acquire(c.now()).allowed());
     c.advance(1ms);
-    Admission trial = h.try_acquire(c.now());
+    HealthPermit trial = h.try_acquire(c.now());
     ASSERT_TRUE(trial.is_trial());
     h.record(trial, Outcome::failure(ErrorKind::connect_error, "refused"), c.now());
     EXPECT_EQ(h.state(), CircuitState::open);
@@ -198,7 +198,7 @@ TEST(TargetHealth, GrowthCarriesOverWhenFlappingAndResetsAfterAStablePeriod) {
 
   auto recover = [&] {
     c.advance(h.snapshot(c.now()).current_open_duration);
-    Admission trial = h.try_acquire(c.now());
+    HealthPermit trial = h.try_acquire(c.now());
     ASSERT_TRUE(trial.is_trial());
     h.record(trial, Outcome::success(), c.now());
     ASSERT_EQ(h.state(), CircuitState::closed);
@@ -231,12 +231,12 @@ TEST(TargetHealth, NeutralTrialFreesItsSlotWithoutDeciding) {
   TargetHealth h("p", HealthConfig{});
   fail_n(h, 5, c.now());
   c.advance(5s);
-  Admission trial = h.try_acquire(c.now());
+  HealthPermit trial = h.try_acquire(c.now());
   ASSERT_TRUE(trial.is_trial());
   h.record(trial, Outcome::failure(ErrorKind::upstream_4xx, "bad request"), c.now());
   EXPECT_EQ(h.state(), CircuitState::half_open);
   EXPECT_TRUE(h.routable(c.now()));
-  Admission next = h.try_acquire(c.now());
+  HealthPermit next = h.try_acquire(c.now());
   EXPECT_TRUE(next.is_trial());
 }
 
@@ -246,15 +246,15 @@ TEST(TargetHealth, AnAbandonedTrialAdmissionFreesItsSlot) {
   fail_n(h, 5, c.now());
   c.advance(5s);
   {
-    Admission trial = h.try_acquire(c.now());
+    HealthPermit trial = h.try_acquire(c.now());
     ASSERT_TRUE(trial.is_trial());
-    Admission moved = std::move(trial);  // the slot moves with it, and is freed once
+    HealthPermit moved = std::move(trial);  // the slot moves with it, and is freed once
     EXPECT_FALSE(trial.allowed());
     EXPECT_FALSE(h.routable(c.now()));
   }
   EXPECT_EQ(h.snapshot(c.now()).trials_in_flight, 0);
   EXPECT_TRUE(h.routable(c.now()));
-  Admission again = h.try_acquire(c.now());
+  HealthPermit again = h.try_acquire(c.now());
   EXPECT_TRUE(again.is_trial());
 }
 
@@ -262,12 +262,12 @@ TEST(TargetHealth, RecordingASpentOrRefusedAdmissionDoesNothing) {
   FakeClock c;
   TargetHealth h("p", HealthConfig{});
   TargetHealth other("q", HealthConfig{});
-  Admission a = h.try_acquire(c.now());
+  HealthPermit a = h.try_acquire(c.now());
   h.record(a, Outcome::success(), c.now());
   for (int i = 0; i < 10; ++i) h.record(a, fail_5xx(), c.now());  // spent
-  Admission foreign = other.try_acquire(c.now());
+  HealthPermit foreign = other.try_acquire(c.now());
   for (int i = 0; i < 10; ++i) h.record(foreign, fail_5xx(), c.now());  // another target's
-  Admission none;
+  HealthPermit none;
   h.record(none, fail_5xx(), c.now());
   const HealthSnapshot s = h.snapshot(c.now());
   EXPECT_EQ(s.state, CircuitState::closed);
@@ -281,7 +281,7 @@ TEST(TargetHealth, RecordingASpentOrRefusedAdmissionDoesNothing) {
 TEST(TargetHealth, OutcomesOfRequestsAdmittedBeforeTheOpeningMoveNoState) {
   FakeClock c;
   TargetHealth h("p", HealthConfig{});
-  std::vector<Admission> early;
+  std::vector<HealthPermit> early;
   for (int i = 0; i < 4; ++i) early.push_back(h.try_acquire(c.now()));
   fail_n(h, 5, c.now());
   ASSERT_EQ(h.state(), CircuitState::open);
@@ -292,7 +292,7 @@ TEST(TargetHealth, OutcomesOfRequestsAdmittedBeforeTheOpeningMoveNoState) {
 
   // While half-open, only the trial decides: a late ordinary success does not close, a failure does not re-open.
   c.advance(5s);
-  Admission trial = h.try_acquire(c.now());
+  HealthPermit trial = h.try_acquire(c.now());
   ASSERT_TRUE(trial.is_trial());
   h.record(early[2], Outcome::success(), c.now());
   h.record(early[3], fail_5xx(), c.now());
@@ -311,14 +311,14 @@ TEST(TargetHealth, TrialsOfAnEarlierEpisodeDecideNothing) {
   TargetHealth h("p", cfg);
   fail_n(h, 5, c.now());
   c.advance(5s);
-  Admission a = h.try_acquire(c.now());
-  Admission b = h.try_acquire(c.now());
+  HealthPermit a = h.try_acquire(c.now());
+  HealthPermit b = h.try_acquire(c.now());
   ASSERT_TRUE(a.is_trial() && b.is_trial());
   EXPECT_FALSE(h.routable(c.now()));
   h.record(b, fail_5xx(), c.now());  // re-opens for 10 s
   ASSERT_EQ(h.state(), CircuitState::open);
   c.advance(10s);
-  Admission fresh = h.try_acquire(c.now());
+  HealthPermit fresh = h.try_acquire(c.now());
   ASSERT_TRUE(fresh.is_trial());
   h.record(a, Outcome::success(), c.now());  // a's episode is over
   EXPECT_EQ(h.state(), CircuitState::half_open);
@@ -334,8 +334,8 @@ TEST(TargetHealth, ALateTrialAfterClosingCountsAsAnOrdinaryOutcome) {
   TargetHealth h("p", cfg);
   fail_n(h, 5, c.now());
   c.advance(5s);
-  Admission a = h.try_acquire(c.now());
-  Admission b = h.try_acquire(c.now());
+  HealthPermit a = h.try_acquire(c.now());
+  HealthPermit b = h.try_acquire(c.now());
   h.record(a, Outcome::success(), c.now());
   ASSERT_EQ(h.state(), CircuitState::closed);
   h.record(b, fail_5xx(), c.now());
@@ -401,7 +401,7 @@ TEST(TargetHealth, HalfOpenAdmitsAtMostTheConfiguredTrialsUnderConcurrency) {
   const TimePoint now = c.now();
 
   constexpr int kThreads = 16;
-  std::vector<Admission> got(kThreads);
+  std::vector<HealthPermit> got(kThreads);
   std::atomic<bool> go{false};
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i)
@@ -411,7 +411,7 @@ TEST(TargetHealth, HalfOpenAdmitsAtMostTheConfiguredTrialsUnderConcurrency) {
     });
   go = true;
   for (auto& t : threads) t.join();
-  const auto allowed = std::count_if(got.begin(), got.end(), [](const Admission& a) { return a.allowed(); });
+  const auto allowed = std::count_if(got.begin(), got.end(), [](const HealthPermit& a) { return a.allowed(); });
   EXPECT_EQ(allowed, 3);
   for (const auto& a : got) EXPECT_TRUE(!a.allowed() || a.is_trial());
   EXPECT_EQ(h.snapshot(now).trials_in_flight, 3);
@@ -434,7 +434,7 @@ TEST(TargetHealth, TrialSlotsAreNeverOverCommittedWhileThreadsChurn) {
   for (int t = 0; t < 8; ++t)
     threads.emplace_back([&] {
       for (int i = 0; i < 2000; ++i) {
-        Admission a = h.try_acquire(now);
+        HealthPermit a = h.try_acquire(now);
         if (!a.allowed()) continue;
         EXPECT_TRUE(a.is_trial());
         const int n = holding.fetch_add(1) + 1;
@@ -505,7 +505,7 @@ TEST(TargetHealth, ProbeSuccessWhileOpenMovesToHalfOpenEarly) {
   h.record_probe(true, c.now());
   EXPECT_EQ(h.state(), CircuitState::half_open);
   EXPECT_TRUE(h.routable(c.now()));
-  Admission trial = h.try_acquire(c.now());
+  HealthPermit trial = h.try_acquire(c.now());
   ASSERT_TRUE(trial.is_trial());
   h.record(trial, Outcome::success(), c.now());
   EXPECT_EQ(h.state(), CircuitState::closed);
@@ -571,7 +571,7 @@ TEST(TargetHealth, MaintainsGaugesAndTransitionCounters) {
   EXPECT_EQ(gauge("sluice_circuit_state"), 2);
   EXPECT_EQ(moves("open"), 1u);
   c.advance(5s);
-  Admission trial = h.try_acquire(c.now());
+  HealthPermit trial = h.try_acquire(c.now());
   EXPECT_EQ(gauge("sluice_circuit_state"), 1);
   EXPECT_EQ(moves("half_open"), 1u);
   h.record(trial, Outcome::success(), c.now());
@@ -655,7 +655,7 @@ TEST(TargetHealth, RoutableViewAgreesWithTheSnapshot) {
   fail_n(h, 5, c.now());
   agree();
   c.advance(5s);
-  Admission trial = h.try_acquire(c.now());
+  HealthPermit trial = h.try_acquire(c.now());
   agree();
   h.record(trial, Outcome::success(), c.now());
   agree();
