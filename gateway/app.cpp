@@ -21,6 +21,7 @@
 #include "gateway/proxy/dispatcher.h"
 #include "gateway/proxy/target_table.h"
 #include "gateway/routing/policy_store.h"
+#include "gateway/supervisor/heartbeat.h"
 #include "gateway/upstream/provider_target.h"
 
 namespace sluice {
@@ -45,6 +46,7 @@ struct App::Impl {
   asio::signal_set stop_signals{io, SIGTERM, SIGINT};
   asio::signal_set reload_signals{io, SIGHUP};
   asio::steady_timer watch_timer{io};
+  std::unique_ptr<Heartbeat> heartbeat;
 
   void log_reload(const Result<Ok, ConfigErrors>& r, const char* why) {
     if (r) {
@@ -226,6 +228,10 @@ int App::run() {
   std::printf("sluice: listening on http://%s:%u\n", host.c_str(), static_cast<unsigned>(a.server->port()));
   std::fflush(stdout);
   spdlog::info("listening on {}:{} with {} I/O threads", host, a.server->port(), a.config.server.io_threads);
+  if (a.options.heartbeat_fd >= 0) {
+    a.heartbeat = std::make_unique<Heartbeat>(a.io, a.options.heartbeat_fd, a.config.supervisor.heartbeat_interval);
+    a.heartbeat->start();
+  }
 
   std::vector<std::thread> threads;
   for (int i = 1; i < a.config.server.io_threads; ++i) threads.emplace_back([&a] { a.io.run(); });

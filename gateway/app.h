@@ -16,6 +16,7 @@ struct AppOptions {
   std::optional<std::string> host;    // overrides server.host
   std::optional<std::uint16_t> port;  // overrides server.port
   int listen_fd = -1;                 // an inherited listening socket (supervised mode)
+  int heartbeat_fd = -1;              // supervised mode: where the I/O loop reports ready and alive
 };
 
 class App {

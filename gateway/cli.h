@@ -16,6 +16,10 @@ struct CliOptions {
   std::optional<std::string> host;
   std::optional<std::uint16_t> port;
   std::string log_level = "info";
+  bool supervise = false;          // serve: run as the supervisor parent of a worker process
+  int listen_fd = -1;              // internal (supervised worker): the inherited listening socket
+  int heartbeat_fd = -1;           // internal (supervised worker): where to send heartbeats
+  std::vector<std::string> args;   // the command line after the program name, as given
 };
 
 Result<CliOptions, std::string> parse_cli(const std::vector<std::string>& args);

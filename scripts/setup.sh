@@ -6,9 +6,9 @@ set -euo pipefail
 DEB_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git openssl ca-certificates curl
   libboost1.81-dev libssl-dev libsimdjson-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
-  libgtest-dev libgmock-dev libbenchmark-dev python3 python3-pip unzip
+  libgtest-dev libgmock-dev libbenchmark-dev python3 python3-pip unzip chromium chromium-driver
 )
-PY_PACKAGES=(openai==1.* numpy pytest)
+PY_PACKAGES=(openai==1.* numpy pytest selenium prometheus_client)
 
 need_sudo() { if [ "$(id -u)" -ne 0 ]; then echo sudo; fi; }
 
@@ -26,7 +26,7 @@ PY=${PYTHON:-python3}
 py_missing=0
 $PY - <<'PYEOF' || py_missing=1
 import importlib, sys
-for m in ("openai", "numpy", "pytest"):
+for m in ("openai", "numpy", "pytest", "selenium", "prometheus_client"):
     importlib.import_module(m)
 PYEOF
 if [ "$py_missing" = 1 ]; then

@@ -23,9 +23,10 @@ namespace sluice {
 
 struct BackendError {
   enum class Kind {
-    invalid_plan,   // the plan breaks a contract (positions, page tables, capacities); a scheduler bug
-    out_of_memory,  // buffers for this step could not be allocated
-    device_fault,   // the device failed; the engine must be marked unhealthy
+    invalid_plan,    // the plan breaks a contract (positions, page tables, capacities); a scheduler bug
+    invalid_config,  // creation options out of range
+    out_of_memory,   // the KV cache or a step's buffers could not be allocated
+    device_fault,    // the device failed; the engine must be marked unhealthy
   };
   Kind kind = Kind::invalid_plan;
   std::string message;
@@ -35,6 +36,8 @@ inline std::string_view backend_error_kind_name(BackendError::Kind kind) {
   switch (kind) {
     case BackendError::Kind::invalid_plan:
       return "invalid_plan";
+    case BackendError::Kind::invalid_config:
+      return "invalid_config";
     case BackendError::Kind::out_of_memory:
       return "out_of_memory";
     case BackendError::Kind::device_fault:
@@ -44,12 +47,12 @@ inline std::string_view backend_error_kind_name(BackendError::Kind kind) {
 }
 
 struct StepOutput {
-  std::uint32_t num_rows = 0;               // sequences that asked for output
+  std::uint32_t num_rows = 0;                // sequences that asked for output
   std::span<const std::uint32_t> seq_index;  // per row: the sequence's index in the plan
   std::span<const std::uint64_t> seq_ids;    // per row: the sequence's id
   std::uint32_t vocab = 0;
-  std::span<const float> logits;             // num_rows * vocab, row-major; empty when the backend sampled
-  std::span<const std::int32_t> token_ids;   // num_rows; empty when the backend returned logits
+  std::span<const float> logits;            // num_rows * vocab, row-major; empty when the backend sampled
+  std::span<const std::int32_t> token_ids;  // num_rows; empty when the backend returned logits
 
   std::span<const float> row_logits(std::uint32_t row) const {
     return logits.subspan(static_cast<std::size_t>(row) * vocab, vocab);

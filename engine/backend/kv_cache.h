@@ -36,14 +36,13 @@ struct KvCacheLayout {
 };
 
 // Bytes one block costs across all layers, K and V together.
-inline std::uint64_t kv_bytes_per_block(const ModelSpec& spec, std::uint32_t block_size,
-                                        std::uint32_t element_bytes) {
+inline std::uint64_t kv_bytes_per_block(const ModelSpec& spec, std::uint32_t block_size, std::uint32_t element_bytes) {
   return std::uint64_t{2} * spec.layers * spec.kv_heads * block_size * spec.head_dim * element_bytes;
 }
 
 // How many whole blocks fit in `budget_bytes` (the `kv_cache_bytes` setting on the CPU); 0 when none does.
-inline std::uint32_t kv_blocks_for_budget(const ModelSpec& spec, std::uint32_t block_size,
-                                          std::uint32_t element_bytes, std::uint64_t budget_bytes) {
+inline std::uint32_t kv_blocks_for_budget(const ModelSpec& spec, std::uint32_t block_size, std::uint32_t element_bytes,
+                                          std::uint64_t budget_bytes) {
   const std::uint64_t per_block = kv_bytes_per_block(spec, block_size, element_bytes);
   if (per_block == 0) return 0;
   const std::uint64_t n = budget_bytes / per_block;

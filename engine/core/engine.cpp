@@ -16,6 +16,7 @@
 #include "engine/sampling/stop_matcher.h"
 #include "engine/sampling/token_history.h"
 #include "engine/scheduler/scheduler.h"
+#include "engine/tokenizer/hf_tokenizer_json.h"
 #include "engine/tokenizer/incremental_decoder.h"
 
 namespace sluice {
@@ -95,28 +96,44 @@ Result<std::unique_ptr<Engine>, EngineError> Engine::create(const EngineConfig& 
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   const std::string& path = config.model_path;
-  if (path.empty()) return fail(EngineError{"engine.model_path is empty: name a GGUF model file"});
+  if (path.empty())
+    return fail(EngineError{"engine.model_path is empty: name a GGUF model file or a Hugging Face model directory"});
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec))
+  const bool is_dir = std::filesystem::is_directory(path, ec);
+  if (!is_dir && !std::filesystem::is_regular_file(path, ec))
     return fail(EngineError{fmt::format("model file '{}' is missing (run `make run`, which fetches the default "
                                         "model, or set engine.model_path)", path)});
 
-  auto file = gguf::GgufFile::open(path);
-  if (!file) return fail(EngineError{fmt::format("model file is not a valid GGUF file: {}", file.error().message)});
-  auto tok = Tokenizer::from_gguf(file.value());
-  if (!tok) return fail(EngineError{fmt::format("tokenizer of '{}': {}", path, tok.error().message)});
-  impl->tokenizer.emplace(std::move(tok.value()));
-  auto tmpl = ChatTemplate::from_gguf(file.value(), *impl->tokenizer, config.chat_template);
-  if (!tmpl)
-    return fail(EngineError{fmt::format("chat template of '{}': {} (set engine.chat_template to one of chatml, "
-                                        "smollm2, qwen2, llama3, llama3.1, mistral)",
-                                        path, tmpl.error().message)});
-  impl->chat_template = std::move(tmpl.value());
-
-  auto weights = ModelWeights::load_gguf(path);
+  if (is_dir) {
+    // A Hugging Face checkpoint: tokenizer.json, tokenizer_config.json / chat_template.jinja, config.json and
+    // safetensors. The template's errors already say which engine.chat_template values exist.
+    auto hf = load_hf_tokenizer(path);
+    if (!hf) return fail(EngineError{fmt::format("tokenizer of '{}': {}", path, hf.error().message)});
+    auto tmpl = hf_chat_template(hf.value(), config.chat_template);
+    if (!tmpl) return fail(EngineError{fmt::format("chat template of '{}': {}", path, tmpl.error().message)});
+    impl->tokenizer.emplace(std::move(hf.value().tokenizer));
+    impl->chat_template = std::move(tmpl.value());
+  } else {
+    auto file = gguf::GgufFile::open(path);
+    if (!file) return fail(EngineError{fmt::format("model file is not a valid GGUF file: {}", file.error().message)});
+    auto tok = Tokenizer::from_gguf(file.value());
+    if (!tok) return fail(EngineError{fmt::format("tokenizer of '{}': {}", path, tok.error().message)});
+    impl->tokenizer.emplace(std::move(tok.value()));
+    auto tmpl = ChatTemplate::from_gguf(file.value(), *impl->tokenizer, config.chat_template);
+    if (!tmpl)
+      return fail(EngineError{fmt::format("chat template of '{}': {} (set engine.chat_template to one of chatml, "
+                                          "smollm2, qwen2, llama3, llama3.1, mistral)",
+                                          path, tmpl.error().message)});
+    impl->chat_template = std::move(tmpl.value());
+  }
+  auto weights = is_dir ? ModelWeights::load_hf_dir(path) : ModelWeights::load_gguf(path);
   if (!weights) return fail(EngineError{fmt::format("model weights: {}", weights.error().message)});
   std::shared_ptr<const ModelWeights> shared(std::move(weights.value()));
   const ModelSpec& spec = shared->spec();
+  if (impl->tokenizer->token_count() > spec.vocab)
+    return fail(EngineError{fmt::format("the tokenizer of '{}' has {} tokens but the model's vocabulary only {}; "
+                                        "the tokenizer does not belong to this model",
+                                        path, impl->tokenizer->token_count(), spec.vocab)});
 
   CpuBackendOptions bo;
   bo.threads = config.threads == 0 ? 1 : config.threads;
@@ -145,10 +162,18 @@ Result<std::unique_ptr<Engine>, EngineError> Engine::create(const EngineConfig& 
   impl->scheduler.emplace(std::move(sched.value()));
 
   for (auto id : impl->tokenizer->end_of_generation_ids()) impl->eos_ids.push_back(id);
+  // A checkpoint's config.json may list more end tokens than its tokenizer names (Llama 3.1: three).
+  for (auto id : spec.eos_tokens)
+    if (is_dir && id >= 0 && id < spec.vocab &&
+        std::find(impl->eos_ids.begin(), impl->eos_ids.end(), id) == impl->eos_ids.end())
+      impl->eos_ids.push_back(static_cast<std::int32_t>(id));
 
   auto engine = std::unique_ptr<Engine>(new Engine(std::move(impl)));
-  engine->model_name_ = config.served_model_name.empty() ? std::filesystem::path(path).stem().string()
-                                                        : config.served_model_name;
+  // A file is named without its extension; a directory keeps its whole name ("Qwen2.5-0.5B-Instruct", "dir/").
+  std::filesystem::path model_file(path);
+  if (model_file.filename().empty()) model_file = model_file.parent_path();
+  const std::string default_name = (is_dir ? model_file.filename() : model_file.stem()).string();
+  engine->model_name_ = config.served_model_name.empty() ? default_name : config.served_model_name;
   engine->max_model_len_ = max_len;
   {
     std::lock_guard lock(engine->impl_->stats_mu);

@@ -24,7 +24,7 @@
 namespace sluice {
 
 struct EngineConfig {
-  std::string model_path;            // a GGUF file
+  std::string model_path;            // a GGUF file or a Hugging Face model directory
   std::string served_model_name;     // "" = the file name without extension
   std::string chat_template;         // a built-in template name overriding the model's; "" = the model's
   unsigned threads = 2;              // compute threads

@@ -39,7 +39,7 @@ CpuBackend::CpuBackend(std::shared_ptr<const ModelWeights> weights, const CpuBac
 Result<std::unique_ptr<CpuBackend>, BackendError> CpuBackend::create(std::shared_ptr<const ModelWeights> weights,
                                                                      const CpuBackendOptions& options) {
   const auto config_error = [](std::string m) {
-    return fail(BackendError{BackendError::Kind::invalid_plan, std::move(m)});
+    return fail(BackendError{BackendError::Kind::invalid_config, std::move(m)});
   };
   if (weights == nullptr) return config_error("cpu backend: no model weights");
   if (options.threads == 0 || options.threads > kMaxThreads) {
@@ -80,8 +80,8 @@ Status<BackendError> CpuBackend::validate(const StepPlan& plan) const {
   const ModelSpec& spec = weights_->spec();
   const std::uint32_t n = plan.num_tokens();
   if (n > options_.max_batched_tokens) {
-    return fail(plan_error(fmt::format("plan has {} tokens, more than max_batched_tokens = {}", n,
-                                       options_.max_batched_tokens)));
+    return fail(plan_error(
+        fmt::format("plan has {} tokens, more than max_batched_tokens = {}", n, options_.max_batched_tokens)));
   }
   const StepPlanLimits& lim = plan.limits();
   if (plan.num_seqs() > lim.max_seqs || n > lim.max_tokens || plan.num_table_entries() > lim.max_table_entries ||
@@ -101,12 +101,13 @@ Status<BackendError> CpuBackend::validate(const StepPlan& plan) const {
     expected_begin += count;
     const std::int64_t start = plan.start_pos[i];
     if (start < 0 || start + count > spec.max_position) {
-      return bad(fmt::format("positions [{}, {}) exceed the model's {} positions", start, start + count,
-                             spec.max_position));
+      return bad(
+          fmt::format("positions [{}, {}) exceed the model's {} positions", start, start + count, spec.max_position));
     }
     const std::uint64_t table_end = std::uint64_t{plan.table_begin[i]} + plan.table_count[i];
     if (table_end > plan.num_table_entries()) return bad("page table lies outside the plan's block ids");
-    const std::uint64_t needed = (static_cast<std::uint64_t>(start) + count + layout_.block_size - 1) / layout_.block_size;
+    const std::uint64_t needed =
+        (static_cast<std::uint64_t>(start) + count + layout_.block_size - 1) / layout_.block_size;
     if (plan.table_count[i] < needed) {
       return bad(fmt::format("page table has {} blocks, {} needed for {} positions", plan.table_count[i], needed,
                              start + count));
@@ -255,7 +256,7 @@ void CpuBackend::compute_logits(const StepPlan& plan) {
   }
   if (m == 0) return;
   const kernels::RmsNormParams norm{x_.data(), s.hidden, final_x_.data(), s.hidden, weights_->final_norm(),
-                                    s.hidden, s.rms_eps};
+                                    s.hidden,  s.rms_eps};
   for (std::uint32_t r = 0; r < m; ++r) {
     kernels::RmsNormParams one = norm;
     one.x = x_.data() + std::size_t{out_token_[r]} * s.hidden;
@@ -282,7 +283,8 @@ Result<StepOutput, BackendError> CpuBackend::execute(const StepPlan& plan) {
                              fmt::format("cpu backend: cannot allocate activations for {} tokens", n)});
   }
   for (std::uint32_t i = 0; i < plan.num_seqs(); ++i) {
-    for (std::uint32_t k = 0; k < plan.token_count[i]; ++k) table_offset_[plan.token_begin[i] + k] = plan.table_begin[i];
+    for (std::uint32_t k = 0; k < plan.token_count[i]; ++k)
+      table_offset_[plan.token_begin[i] + k] = plan.table_begin[i];
   }
 
   const kernels::WeightView& emb = weights_->token_embedding();

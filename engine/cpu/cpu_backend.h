@@ -26,10 +26,10 @@
 namespace sluice {
 
 struct CpuBackendOptions {
-  unsigned threads = 2;                                      // compute threads, the caller included
+  unsigned threads = 2;                                     // compute threads, the caller included
   std::uint64_t kv_cache_bytes = std::uint64_t{256} << 20;  // K and V of all layers
-  std::uint32_t block_size = 16;                             // token slots per KV block
-  std::uint32_t max_batched_tokens = 2048;                   // largest plan.num_tokens() accepted
+  std::uint32_t block_size = 16;                            // token slots per KV block
+  std::uint32_t max_batched_tokens = 2048;                  // largest plan.num_tokens() accepted
 };
 
 class CpuBackend final : public Backend {
@@ -55,8 +55,8 @@ class CpuBackend final : public Backend {
   void forward_layer(std::uint32_t layer, const StepPlan& plan, std::uint32_t n);
   void compute_logits(const StepPlan& plan);
   // Runs y = W x (+bias) (accumulating when asked) for n tokens, split over the pool by rows.
-  void matmul(const kernels::WeightView& w, const float* x, std::size_t xs, std::uint32_t n, float* y,
-              std::size_t ys, const float* bias, bool accumulate);
+  void matmul(const kernels::WeightView& w, const float* x, std::size_t xs, std::uint32_t n, float* y, std::size_t ys,
+              const float* bias, bool accumulate);
 
   std::shared_ptr<const ModelWeights> weights_;
   CpuBackendOptions options_;

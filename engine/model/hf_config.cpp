@@ -81,10 +81,11 @@ class ConfigReader {
   const std::string& source_;
 };
 
-#define SLUICE_TRY(expr)                             \
-  do {                                               \
-    auto st_ = (expr);                               \
-    if (!st_) return fail(std::move(st_.error()));   \
+// Propagates the error of a Status/Result expression.
+#define SLUICE_TRY(expr)                           \
+  do {                                             \
+    auto st_ = (expr);                             \
+    if (!st_) return fail(std::move(st_.error())); \
   } while (0)
 
 Status<ModelError> read_rope(const ConfigReader& r, ModelSpec& s) {
@@ -176,8 +177,8 @@ Result<ModelSpec, ModelError> spec_from_hf_config(std::string_view json_text, co
     s.architecture = "qwen2";
   } else {
     return fail(ModelError{fmt::format(
-        "{}: architecture \"{}\" is not supported (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM are)",
-        source, arch_class.empty() ? model_type : arch_class)});
+        "{}: architecture \"{}\" is not supported (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM are)", source,
+        arch_class.empty() ? model_type : arch_class)});
   }
   if (const json::Value* name = r.get("_name_or_path"); name != nullptr && name->as_string() != nullptr) {
     s.name = *name->as_string();
@@ -192,7 +193,7 @@ Result<ModelSpec, ModelError> spec_from_hf_config(std::string_view json_text, co
   if (s.heads == 0) return fail(r.error("num_attention_heads", "must be positive"));
   SLUICE_TRY(r.u32("head_dim", s.head_dim, s.hidden / s.heads));
   SLUICE_TRY(r.f32(r.root(), "rms_norm_eps", s.rms_eps, 1e-6f));
-  const std::uint32_t default_max_position = s.architecture == "llama" ? 2048u
+  const std::uint32_t default_max_position = s.architecture == "llama"   ? 2048u
                                              : s.architecture == "qwen2" ? 32768u
                                                                          : 131072u;
   SLUICE_TRY(r.u32("max_position_embeddings", s.max_position, default_max_position));

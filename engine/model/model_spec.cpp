@@ -10,6 +10,13 @@
 
 namespace sluice {
 
+// Propagates the error of a Status/Result expression.
+#define SLUICE_TRY(expr)                           \
+  do {                                             \
+    auto st_ = (expr);                             \
+    if (!st_) return fail(std::move(st_.error())); \
+  } while (0)
+
 namespace {
 
 constexpr std::uint64_t kMaxDim = std::uint64_t{1} << 20;  // any single dimension; keeps products in 64 bits
@@ -22,10 +29,9 @@ ModelError spec_error(const std::string& source, std::string_view what) {
 
 Status<ModelError> validate(const ModelSpec& s, const std::string& source) {
   const auto bad = [&](std::string_view what) { return fail(spec_error(source, what)); };
-  const std::pair<const char*, std::uint32_t> dims[] = {{"vocab", s.vocab},   {"hidden", s.hidden},
-                                                        {"layers", s.layers}, {"heads", s.heads},
-                                                        {"kv_heads", s.kv_heads}, {"head_dim", s.head_dim},
-                                                        {"ffn", s.ffn}};
+  const std::pair<const char*, std::uint32_t> dims[] = {
+      {"vocab", s.vocab},       {"hidden", s.hidden},     {"layers", s.layers}, {"heads", s.heads},
+      {"kv_heads", s.kv_heads}, {"head_dim", s.head_dim}, {"ffn", s.ffn}};
   for (const auto& [name, v] : dims) {
     if (v == 0) return bad(fmt::format("{} must be positive", name));
     if (v > kMaxDim) return bad(fmt::format("{} = {} exceeds the supported maximum of {}", name, v, kMaxDim));
@@ -76,8 +82,8 @@ Result<ModelSpec, ModelError> spec_from_gguf(const gguf::GgufFile& file) {
   ModelSpec s;
   s.architecture = std::string(*arch);
   if (s.architecture != "llama" && s.architecture != "qwen2") {
-    return fail(spec_error(src, fmt::format("architecture \"{}\" is not supported (llama, qwen2 are)",
-                                            s.architecture)));
+    return fail(
+        spec_error(src, fmt::format("architecture \"{}\" is not supported (llama, qwen2 are)", s.architecture)));
   }
   const std::string p = s.architecture + ".";
   if (auto name = file.get_string("general.name")) s.name = std::string(*name);
@@ -105,12 +111,6 @@ Result<ModelSpec, ModelError> spec_from_gguf(const gguf::GgufFile& file) {
     out = *v;
     return Ok{};
   };
-#define SLUICE_TRY(expr)            \
-  do {                              \
-    auto st_ = (expr);              \
-    if (!st_) return fail(std::move(st_.error())); \
-  } while (0)
-
   SLUICE_TRY(u32(p + "embedding_length", s.hidden));
   SLUICE_TRY(u32(p + "block_count", s.layers));
   SLUICE_TRY(u32(p + "feed_forward_length", s.ffn));
@@ -127,8 +127,8 @@ Result<ModelSpec, ModelError> spec_from_gguf(const gguf::GgufFile& file) {
   std::uint32_t rope_dims = 0;
   SLUICE_TRY(u32_or(p + "rope.dimension_count", rope_dims, s.head_dim));
   if (rope_dims != s.head_dim) {
-    return fail(spec_error(src, fmt::format("partial rotary embeddings ({} of {} dimensions) are not supported",
-                                            rope_dims, s.head_dim)));
+    return fail(spec_error(
+        src, fmt::format("partial rotary embeddings ({} of {} dimensions) are not supported", rope_dims, s.head_dim)));
   }
   SLUICE_TRY(u32_or(p + "attention.sliding_window", s.sliding_window, 0));
 
@@ -171,11 +171,12 @@ Result<ModelSpec, ModelError> spec_from_gguf(const gguf::GgufFile& file) {
   if (auto eot = file.get_i64("tokenizer.ggml.eot_token_id")) {
     if (s.eos_tokens.empty() || s.eos_tokens.front() != *eot) s.eos_tokens.push_back(*eot);
   }
-#undef SLUICE_TRY
   auto ok = validate(s, src);
   if (!ok) return fail(std::move(ok.error()));
   return s;
 }
+
+#undef SLUICE_TRY
 
 std::vector<float> rope_inv_freq(const ModelSpec& spec) {
   const std::uint32_t half = spec.head_dim / 2;

@@ -55,8 +55,8 @@ struct ModelSpec {
   std::uint32_t max_position = 0;
   std::uint32_t sliding_window = 0;  // 0: full causal attention
   bool tied_embeddings = false;
-  bool qkv_bias = false;     // biases on q/k/v projections (Qwen2; Llama with attention_bias)
-  bool output_bias = false;  // bias on the attention output projection (Llama with attention_bias)
+  bool qkv_bias = false;        // biases on q/k/v projections (Qwen2; Llama with attention_bias)
+  bool output_bias = false;     // bias on the attention output projection (Llama with attention_bias)
   std::int64_t bos_token = -1;  // -1 when the model defines none
   std::vector<std::int64_t> eos_tokens;
 

@@ -36,10 +36,9 @@ struct DtypeInfo {
 };
 
 constexpr DtypeInfo kDtypes[] = {
-    {Dtype::F64, "F64", 8},    {Dtype::F32, "F32", 4},   {Dtype::F16, "F16", 2},
-    {Dtype::BF16, "BF16", 2},  {Dtype::I64, "I64", 8},   {Dtype::I32, "I32", 4},
-    {Dtype::I16, "I16", 2},    {Dtype::I8, "I8", 1},     {Dtype::U8, "U8", 1},
-    {Dtype::BOOL, "BOOL", 1},  {Dtype::F8_E4M3, "F8_E4M3", 1}, {Dtype::F8_E5M2, "F8_E5M2", 1},
+    {Dtype::F64, "F64", 8}, {Dtype::F32, "F32", 4},   {Dtype::F16, "F16", 2},         {Dtype::BF16, "BF16", 2},
+    {Dtype::I64, "I64", 8}, {Dtype::I32, "I32", 4},   {Dtype::I16, "I16", 2},         {Dtype::I8, "I8", 1},
+    {Dtype::U8, "U8", 1},   {Dtype::BOOL, "BOOL", 1}, {Dtype::F8_E4M3, "F8_E4M3", 1}, {Dtype::F8_E5M2, "F8_E5M2", 1},
 };
 
 SafetensorsError err(const std::string& file, std::string_view what) {
@@ -105,15 +104,13 @@ Result<SafetensorsFile, SafetensorsError> SafetensorsFile::open(const std::strin
   return parse(std::move(storage), path);
 }
 
-Result<SafetensorsFile, SafetensorsError> SafetensorsFile::from_buffer(std::vector<std::byte> bytes,
-                                                                       std::string name) {
+Result<SafetensorsFile, SafetensorsError> SafetensorsFile::from_buffer(std::vector<std::byte> bytes, std::string name) {
   auto storage = std::make_unique<Storage>();
   storage->buffer = std::move(bytes);
   return parse(std::move(storage), std::move(name));
 }
 
-Result<SafetensorsFile, SafetensorsError> SafetensorsFile::parse(std::unique_ptr<Storage> storage,
-                                                                 std::string name) {
+Result<SafetensorsFile, SafetensorsError> SafetensorsFile::parse(std::unique_ptr<Storage> storage, std::string name) {
   const std::span<const std::byte> all = storage->bytes();
   if (all.size() < 8) return fail(err(name, "shorter than the 8-byte header length"));
   std::uint64_t header_len = 0;
@@ -210,8 +207,7 @@ Result<std::string, SafetensorsError> read_small_file(const std::string& path) {
 }
 
 bool plain_file_name(const std::string& n) {
-  return !n.empty() && n != "." && n != ".." && n.find('/') == std::string::npos &&
-         n.find('\0') == std::string::npos;
+  return !n.empty() && n != "." && n != ".." && n.find('/') == std::string::npos && n.find('\0') == std::string::npos;
 }
 
 }  // namespace
@@ -274,8 +270,8 @@ const TensorView* Checkpoint::tensor(std::string_view name) const {
 
 Status<SafetensorsError> to_f32(const TensorView& t, std::span<float> out) {
   if (out.size() != t.n_elements) {
-    return fail(SafetensorsError{fmt::format("tensor \"{}\": output holds {} floats, the tensor {}", t.name,
-                                             out.size(), t.n_elements)});
+    return fail(SafetensorsError{
+        fmt::format("tensor \"{}\": output holds {} floats, the tensor {}", t.name, out.size(), t.n_elements)});
   }
   const std::byte* src = t.bytes.data();
   switch (t.dtype) {
@@ -291,8 +287,8 @@ Status<SafetensorsError> to_f32(const TensorView& t, std::span<float> out) {
       }
       return Ok{};
     default:
-      return fail(SafetensorsError{fmt::format("tensor \"{}\": dtype {} cannot be loaded (F32, F16, BF16 can)",
-                                               t.name, dtype_name(t.dtype))});
+      return fail(SafetensorsError{
+          fmt::format("tensor \"{}\": dtype {} cannot be loaded (F32, F16, BF16 can)", t.name, dtype_name(t.dtype))});
   }
 }
 

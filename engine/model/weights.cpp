@@ -12,10 +12,10 @@
 namespace sluice {
 
 // Propagates the error of a Status/Result expression.
-#define SLUICE_TRY(expr)  \
-  do {               \
-    auto st_ = (expr);    \
-    if (!st_) return fail(std::move(st_.error()));  \
+#define SLUICE_TRY(expr)                           \
+  do {                                             \
+    auto st_ = (expr);                             \
+    if (!st_) return fail(std::move(st_.error())); \
   } while (0)
 
 namespace {
@@ -51,8 +51,7 @@ class ModelWeights::GgufLoader {
   explicit GgufLoader(ModelWeights& m) : m_(m), f_(*m.gguf_), src_(f_.path()) {}
 
   // A [rows][cols] matrix (GGUF dims = {cols, rows}).
-  Status<ModelError> matrix(const std::string& name, std::uint32_t rows, std::uint32_t cols,
-                            kernels::WeightView& out) {
+  Status<ModelError> matrix(const std::string& name, std::uint32_t rows, std::uint32_t cols, kernels::WeightView& out) {
     const gguf::TensorInfo* t = f_.tensor(name);
     if (t == nullptr) return fail(tensor_error(src_, name, "is missing"));
     out.rows = rows;
@@ -80,8 +79,9 @@ class ModelWeights::GgufLoader {
                                              gguf::tensor_type_name(t->type))));
     }
     if (t->dims.size() != 2 || t->dims[0] != cols || t->dims[1] != rows) {
-      return fail(tensor_error(src_, name, fmt::format("has shape {}, expected [{}, {}] (GGUF order)",
-                                                       fmt::join(t->dims, "x"), cols, rows)));
+      return fail(tensor_error(
+          src_, name,
+          fmt::format("has shape {}, expected [{}, {}] (GGUF order)", fmt::join(t->dims, "x"), cols, rows)));
     }
     if (t->type == gguf::TensorType::F16 || t->type == gguf::TensorType::BF16) {
       std::vector<float> v(static_cast<std::size_t>(t->n_elements));
@@ -196,8 +196,9 @@ class ModelWeights::HfLoader {
     const bool vector_ok = rows == 0 && t->shape.size() == 1 && t->shape[0] == cols;
     const bool matrix_ok = rows != 0 && t->shape.size() == 2 && t->shape[0] == rows && t->shape[1] == cols;
     if (!vector_ok && !matrix_ok) {
-      return fail(tensor_error(dir_, name, fmt::format("has shape [{}], expected [{}{}]", fmt::join(t->shape, ", "),
-                                                       rows == 0 ? "" : fmt::format("{}, ", rows), cols)));
+      return fail(tensor_error(dir_, name,
+                               fmt::format("has shape [{}], expected [{}{}]", fmt::join(t->shape, ", "),
+                                           rows == 0 ? "" : fmt::format("{}, ", rows), cols)));
     }
     std::vector<float> v(static_cast<std::size_t>(t->n_elements));
     auto st = safetensors::to_f32(*t, v);
@@ -206,8 +207,7 @@ class ModelWeights::HfLoader {
     return Ok{};
   }
 
-  Status<ModelError> matrix(const std::string& name, std::uint32_t rows, std::uint32_t cols,
-                            kernels::WeightView& out) {
+  Status<ModelError> matrix(const std::string& name, std::uint32_t rows, std::uint32_t cols, kernels::WeightView& out) {
     const float* data = nullptr;
     SLUICE_TRY(load(name, rows, cols, data));
     out.type = kernels::WeightType::f32;

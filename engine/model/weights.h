@@ -27,13 +27,13 @@ class GgufFile;
 }
 
 struct LayerWeights {
-  kernels::WeightView wq;    // [q_dim][hidden]
-  kernels::WeightView wk;    // [kv_dim][hidden]
-  kernels::WeightView wv;    // [kv_dim][hidden]
-  kernels::WeightView wo;    // [hidden][q_dim]
-  kernels::WeightView gate;  // [ffn][hidden]
-  kernels::WeightView up;    // [ffn][hidden]
-  kernels::WeightView down;  // [hidden][ffn]
+  kernels::WeightView wq;            // [q_dim][hidden]
+  kernels::WeightView wk;            // [kv_dim][hidden]
+  kernels::WeightView wv;            // [kv_dim][hidden]
+  kernels::WeightView wo;            // [hidden][q_dim]
+  kernels::WeightView gate;          // [ffn][hidden]
+  kernels::WeightView up;            // [ffn][hidden]
+  kernels::WeightView down;          // [hidden][ffn]
   const float* attn_norm = nullptr;  // hidden
   const float* ffn_norm = nullptr;   // hidden
   const float* bq = nullptr;         // q_dim, when spec.qkv_bias
@@ -77,8 +77,8 @@ class ModelWeights {
   kernels::WeightView lm_head_;
   const float* final_norm_ = nullptr;
   std::vector<LayerWeights> layers_;
-  std::unique_ptr<gguf::GgufFile> gguf_;     // owns the mapping quantized views point into
-  std::vector<std::vector<float>> owned_;    // fp32 copies; inner buffers never move
+  std::unique_ptr<gguf::GgufFile> gguf_;   // owns the mapping quantized views point into
+  std::vector<std::vector<float>> owned_;  // fp32 copies; inner buffers never move
 };
 
 }  // namespace sluice

@@ -1,5 +1,7 @@
 #include "engine/util/json_lite.h"
 
+#include <unordered_set>
+
 #include <fmt/format.h>
 
 #include <charconv>
@@ -71,9 +73,8 @@ class Parser {
 
   Result<Value, JsonError> run() {
     if (s_.size() > limits_.max_bytes) {
-      return fail(JsonError{fmt::format("byte 0: input of {} bytes exceeds the limit of {}", s_.size(),
-                                        limits_.max_bytes),
-                            0});
+      return fail(
+          JsonError{fmt::format("byte 0: input of {} bytes exceeds the limit of {}", s_.size(), limits_.max_bytes), 0});
     }
     Value v;
     skip_ws();
@@ -141,17 +142,26 @@ class Parser {
       ++pos_;
       return true;
     }
+    std::unordered_set<std::string> seen;  // filled once the object is large
     for (;;) {
       skip_ws();
       if (pos_ >= s_.size() || s_[pos_] != '"') return error("expected a string key");
       const std::size_t key_at = pos_;
       std::string key;
       if (!parse_string(key)) return false;
-      for (const auto& k : out.keys_) {
-        if (k == key) {
-          pos_ = key_at;
-          return error(fmt::format("duplicate key \"{}\"", key));
-        }
+      // Duplicate keys are an error. Small objects compare linearly; large ones (a tokenizer's vocabulary has
+      // 10^5 keys) go through a hash set so the check stays linear in the object's size.
+      bool duplicate = false;
+      if (out.keys_.size() < 32) {
+        for (const auto& k : out.keys_) duplicate = duplicate || k == key;
+      } else {
+        if (seen.empty())
+          for (const auto& k : out.keys_) seen.insert(k);
+        duplicate = !seen.insert(key).second;
+      }
+      if (duplicate) {
+        pos_ = key_at;
+        return error(fmt::format("duplicate key \"{}\"", key));
       }
       skip_ws();
       if (pos_ >= s_.size() || s_[pos_] != ':') return error("expected ':'");

@@ -54,8 +54,8 @@ class Value {
 
   Kind kind_ = Kind::null;
   bool bool_ = false;
-  bool integer_ = false;       // number written without fraction or exponent
-  bool negative_ = false;      // integer literal with a minus sign
+  bool integer_ = false;         // number written without fraction or exponent
+  bool negative_ = false;        // integer literal with a minus sign
   bool magnitude_fits_ = false;  // magnitude_ holds the literal's exact absolute value
   std::uint64_t magnitude_ = 0;
   double number_ = 0.0;

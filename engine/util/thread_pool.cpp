@@ -21,7 +21,8 @@ inline void cpu_relax() {
 }
 
 // next_ packs (job generation << 32) | next chunk index, so a worker that wakes late for an old job can never
-// claim a chunk of a newer one: its compare-and-swap fails on the generation.
+// claim a chunk of a newer one: its compare-and-swap fails on the generation. A finished job is closed by
+// setting the index to kChunkMask before the next job's fields are written (see run()).
 constexpr std::uint64_t kChunkMask = 0xFFFFFFFFull;
 
 }  // namespace
@@ -64,8 +65,8 @@ void ThreadPool::work_chunks(std::uint32_t generation, unsigned worker) {
 
 void ThreadPool::run(std::size_t n, std::size_t grain, void* obj, Invoke invoke) {
   std::size_t chunks = (n + grain - 1) / grain;
-  if (chunks > kChunkMask) {  // keep chunk indices in 32 bits
-    grain = (n + kChunkMask - 1) / kChunkMask;
+  if (chunks >= kChunkMask) {  // keep chunk indices in 32 bits, below the closed marker
+    grain = (n + kChunkMask - 2) / (kChunkMask - 1);
     chunks = (n + grain - 1) / grain;
   }
   if (workers_.empty() || chunks == 1) {
@@ -93,6 +94,10 @@ void ThreadPool::run(std::size_t n, std::size_t grain, void* obj, Invoke invoke)
       std::this_thread::yield();
     }
   }
+  // Close the job before the next one rewrites chunks_ and the other fields: a worker that read next_ just
+  // before this store (and may yet read the next job's larger chunks_) now fails its compare-and-swap, and
+  // the index kChunkMask is never below any chunk count.
+  next_.store((static_cast<std::uint64_t>(generation) << 32) | kChunkMask, std::memory_order_release);
 }
 
 void ThreadPool::worker_main(unsigned worker) {

@@ -36,9 +36,8 @@ class ThreadPool {
     if (n == 0) return;
     if (grain == 0) grain = 1;
     auto* obj = &fn;
-    run(n, grain, obj, [](void* o, std::size_t b, std::size_t e, unsigned w) {
-      (*static_cast<decltype(obj)>(o))(b, e, w);
-    });
+    run(n, grain, obj,
+        [](void* o, std::size_t b, std::size_t e, unsigned w) { (*static_cast<decltype(obj)>(o))(b, e, w); });
   }
 
  private:
@@ -61,10 +60,10 @@ class ThreadPool {
   std::size_t n_ = 0;
   std::size_t grain_ = 1;
   std::atomic<std::size_t> chunks_{0};
-  std::atomic<std::uint64_t> next_{0};      // (generation << 32) | next chunk index
-  std::atomic<std::size_t> done_{0};        // chunks finished in the current job
+  std::atomic<std::uint64_t> next_{0};  // (generation << 32) | next chunk index
+  std::atomic<std::size_t> done_{0};    // chunks finished in the current job
   std::atomic<std::uint32_t> generation_{0};
-  std::uint32_t generation_counter_ = 0;    // caller-only
+  std::uint32_t generation_counter_ = 0;  // caller-only
 };
 
 }  // namespace sluice

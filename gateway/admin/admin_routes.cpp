@@ -1,7 +1,10 @@
 #include "gateway/admin/admin_routes.h"
 
+#include <chrono>
 #include <set>
 
+#include "gateway/admin/dashboard_data.h"
+#include "gateway/admin/dashboard_page.h"
 #include "gateway/api/errors.h"
 #include "gateway/api/json_writer.h"
 #include "gateway/api/response_format.h"
@@ -53,6 +56,15 @@ asio::awaitable<void> AdminRoutes::handle(Exchange& ex) {
     if (!get) co_return co_await method_not_allowed(ex, "GET");
     if (refresh_) refresh_();
     co_await ex.respond(200, metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
+  } else if (r.path == "/dashboard") {
+    if (!get) co_return co_await method_not_allowed(ex, "GET");
+    HeaderList headers;
+    headers.emplace_back("Content-Security-Policy", std::string(dashboard_csp()));
+    headers.emplace_back("Cache-Control", "no-store");
+    co_await ex.respond(200, std::string(dashboard_page()), "text/html; charset=utf-8", std::move(headers));
+  } else if (r.path == "/dashboard/data") {
+    if (!get) co_return co_await method_not_allowed(ex, "GET");
+    co_await dashboard_data(ex);
   } else if (r.path == "/v1/models") {
     if (!get) co_return co_await method_not_allowed(ex, "GET");
     co_await models(ex);
@@ -67,6 +79,16 @@ asio::awaitable<void> AdminRoutes::handle(Exchange& ex) {
     auto e = ApiError::not_found("Unknown path " + r.path.substr(0, 256) + ".", "unknown_url");
     co_await ex.respond(e.status, error_body(e), kJson);
   }
+}
+
+asio::awaitable<void> AdminRoutes::dashboard_data(Exchange& ex) {
+  if (refresh_) refresh_();
+  const auto unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch()).count();
+  std::string body = dashboard_json(metrics_, health_.snapshot(std::chrono::steady_clock::now()), unix_ms);
+  HeaderList headers;
+  headers.emplace_back("Cache-Control", "no-store");
+  co_await ex.respond(200, std::move(body), kJson, std::move(headers));
 }
 
 asio::awaitable<void> AdminRoutes::models(Exchange& ex) {

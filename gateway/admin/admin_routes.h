@@ -1,5 +1,7 @@
 // The non-API endpoints: /health (liveness: the process answers), /ready (readiness), /metrics (Prometheus
-// text), /v1/models, and /admin/* (admin key required). Unknown paths are 404, wrong methods 405.
+// text), /dashboard and /dashboard/data (the live operations page and its JSON; open, and free of secrets
+// and client-sent strings), /v1/models, and /admin/* (admin key required). Unknown paths are 404, wrong
+// methods 405.
 #pragma once
 
 #include <atomic>
@@ -28,7 +30,8 @@ class AdminRoutes {
   void set_ready() { ready_ = true; }
   // The embedded engine's model name, listed by /v1/models.
   void set_local_model(std::string name) { local_model_ = std::move(name); }
-  // Runs before /metrics is rendered, to bring gauges that are sampled rather than counted up to date.
+  // Runs before /metrics and /dashboard/data are rendered, to bring gauges that are sampled rather than
+  // counted up to date.
   void on_metrics_scrape(std::function<void()> refresh) { refresh_ = std::move(refresh); }
   void set_draining() { draining_ = true; }
 
@@ -37,6 +40,7 @@ class AdminRoutes {
   // True when the request carries the admin key; otherwise answers 401/404 itself.
   boost::asio::awaitable<bool> authorize(Exchange& ex);
   boost::asio::awaitable<void> models(Exchange& ex);
+  boost::asio::awaitable<void> dashboard_data(Exchange& ex);
 
   PolicyStore& policies_;
   const KeySet& admin_keys_;

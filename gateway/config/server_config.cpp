@@ -234,6 +234,30 @@ void read_providers(YamlReader& reader, YamlMap& root, const std::string& config
   }
 }
 
+void read_supervisor(YamlReader& reader, const YAML::Node& node, int line, SupervisorSection& out) {
+  YamlMap m(reader, node, "supervisor",
+            {"heartbeat_interval_ms", "heartbeat_timeout_ms", "startup_timeout_ms", "restart_backoff_ms",
+             "restart_backoff_max_ms", "crash_loop_restarts", "crash_loop_window_ms"},
+            line);
+  if (!m.is_map()) return;
+  m.read_millis("heartbeat_interval_ms", out.heartbeat_interval, 10, kHour);
+  m.read_millis("heartbeat_timeout_ms", out.heartbeat_timeout, 20, kHour);
+  m.read_millis("startup_timeout_ms", out.startup_timeout, 100, kDay);
+  m.read_millis("restart_backoff_ms", out.restart_backoff, 0, kHour);
+  m.read_millis("restart_backoff_max_ms", out.restart_backoff_max, 0, kHour);
+  m.read_integer("crash_loop_restarts", out.crash_loop_restarts, 0, 1000);
+  m.read_millis("crash_loop_window_ms", out.crash_loop_window, 1, kDay);
+  // A timeout no longer than the interval would kill a healthy worker between two heartbeats.
+  if (out.heartbeat_timeout < 2 * out.heartbeat_interval)
+    reader.error(m.line_of(m.has("heartbeat_timeout_ms") ? "heartbeat_timeout_ms" : "heartbeat_interval_ms"),
+                 "supervisor.heartbeat_timeout_ms (" + std::to_string(out.heartbeat_timeout.count()) +
+                     ") must be at least twice supervisor.heartbeat_interval_ms (" +
+                     std::to_string(out.heartbeat_interval.count()) + ")");
+  if (out.restart_backoff_max < out.restart_backoff)
+    reader.error(m.line_of(m.has("restart_backoff_max_ms") ? "restart_backoff_max_ms" : "restart_backoff_ms"),
+                 "supervisor.restart_backoff_max_ms must not be below supervisor.restart_backoff_ms");
+}
+
 void read_policies(YamlReader& reader, YamlMap& root, const std::string& config_path,
                    std::vector<std::string>& out) {
   std::vector<YamlMap::Item> items;
@@ -325,7 +349,8 @@ Result<ServerConfig, ConfigErrors> parse_server_config(const std::string& yaml_t
 
   ServerConfig config;
   config.path = path;
-  YamlMap root(reader, *doc, "", {"server", "auth", "policies", "engine", "providers"}, 1);
+  YamlMap root(reader, *doc, "", {"server", "auth", "policies", "engine", "providers", "supervisor"},
+            1);
   if (root.is_map()) {
     if (root.has("server")) read_server(reader, root.value("server"), root.line_of("server"), config.server);
     if (root.has("auth")) read_auth(reader, root.value("auth"), root.line_of("auth"), config.auth);
@@ -333,6 +358,8 @@ Result<ServerConfig, ConfigErrors> parse_server_config(const std::string& yaml_t
     if (root.has("engine"))
       read_engine(reader, root.value("engine"), root.line_of("engine"), path, config.engine);
     if (root.has("providers")) read_providers(reader, root, path, config.providers);
+    if (root.has("supervisor"))
+      read_supervisor(reader, root.value("supervisor"), root.line_of("supervisor"), config.supervisor);
   }
   if (reader.has_errors()) return fail(reader.take_errors());
   return config;

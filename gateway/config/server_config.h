@@ -61,7 +61,7 @@ struct ProviderConfig {
 
 struct EngineSection {
   bool enabled = false;          // false: `local` answers 503 unavailable
-  std::string model_path;        // GGUF file
+  std::string model_path;        // GGUF file or Hugging Face model directory
   std::string served_model_name; // the name clients ask for; "" = derived from the file
   std::string chat_template;     // built-in template name overriding the model's own; "" = the model's
   int threads = 2;               // compute threads
@@ -74,10 +74,22 @@ struct EngineSection {
   std::uint32_t max_waiting = 256;   // queued requests beyond which the engine reports overloaded
 };
 
+// `sluice serve --supervise`: how the parent watches and restarts its worker process.
+struct SupervisorSection {
+  Millis heartbeat_interval{500};      // the worker's I/O loop reports alive this often
+  Millis heartbeat_timeout{5'000};     // no heartbeat for this long: the worker is hung and is killed
+  Millis startup_timeout{300'000};     // from spawn to the worker's first heartbeat (model loading included)
+  Millis restart_backoff{100};         // delay before the first restart; doubles on each further restart
+  Millis restart_backoff_max{5'000};   // the doubling stops here
+  int crash_loop_restarts = 5;         // more restarts than this within crash_loop_window: give up (exit 1)
+  Millis crash_loop_window{60'000};
+};
+
 struct ServerConfig {
   std::string path;              // the file it was read from
   ServerSection server;
   AuthSection auth;
+  SupervisorSection supervisor;
   std::vector<std::string> policy_files;   // resolved against the config file's directory
   std::vector<ProviderConfig> providers;
   EngineSection engine;

@@ -49,6 +49,14 @@ double Histogram::quantile(double q) const {
   return bounds_.empty() ? 0 : bounds_.back();
 }
 
+bool Histogram::merge(const Histogram& other) {
+  if (other.bounds_ != bounds_) return false;
+  for (std::size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].fetch_add(other.bucket(i), std::memory_order_relaxed);
+  count_.fetch_add(other.count(), std::memory_order_relaxed);
+  sum_micro_.fetch_add(other.sum_micro_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  return true;
+}
+
 std::vector<double> latency_buckets() {
   return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
           0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30,    60};
@@ -99,7 +107,7 @@ std::string render_labels(const MetricsRegistry::Labels& labels) {
 MetricsRegistry::Family& MetricsRegistry::family(std::string_view name, std::string_view help, Kind kind) {
   auto it = families_.find(name);
   if (it == families_.end()) {
-    it = families_.emplace(std::string(name), Family{kind, std::string(help), {}, {}, {}}).first;
+    it = families_.emplace(std::string(name), Family{kind, std::string(help), {}, {}, {}, {}}).first;
   } else if (it->second.kind != kind) {
     // Registering one name as two kinds is a programming error caught by the first test that does it.
     throw std::logic_error("metric registered with two kinds: " + std::string(name));
@@ -109,23 +117,38 @@ MetricsRegistry::Family& MetricsRegistry::family(std::string_view name, std::str
 
 Counter& MetricsRegistry::counter(std::string_view name, std::string_view help, const Labels& labels) {
   std::lock_guard lock(mu_);
-  auto& slot = family(name, help, Kind::counter).counters[render_labels(labels)];
-  if (!slot) slot = std::make_unique<Counter>();
+  auto& fam = family(name, help, Kind::counter);
+  std::string key = render_labels(labels);
+  auto& slot = fam.counters[key];
+  if (!slot) {
+    slot = std::make_unique<Counter>();
+    fam.labels.emplace(std::move(key), labels);
+  }
   return *slot;
 }
 
 Gauge& MetricsRegistry::gauge(std::string_view name, std::string_view help, const Labels& labels) {
   std::lock_guard lock(mu_);
-  auto& slot = family(name, help, Kind::gauge).gauges[render_labels(labels)];
-  if (!slot) slot = std::make_unique<Gauge>();
+  auto& fam = family(name, help, Kind::gauge);
+  std::string key = render_labels(labels);
+  auto& slot = fam.gauges[key];
+  if (!slot) {
+    slot = std::make_unique<Gauge>();
+    fam.labels.emplace(std::move(key), labels);
+  }
   return *slot;
 }
 
 Histogram& MetricsRegistry::histogram(std::string_view name, std::string_view help, const Labels& labels,
                                       std::vector<double> bounds) {
   std::lock_guard lock(mu_);
-  auto& slot = family(name, help, Kind::histogram).histograms[render_labels(labels)];
-  if (!slot) slot = std::make_unique<Histogram>(std::move(bounds));
+  auto& fam = family(name, help, Kind::histogram);
+  std::string key = render_labels(labels);
+  auto& slot = fam.histograms[key];
+  if (!slot) {
+    slot = std::make_unique<Histogram>(std::move(bounds));
+    fam.labels.emplace(std::move(key), labels);
+  }
   return *slot;
 }
 
@@ -144,6 +167,34 @@ std::uint64_t MetricsRegistry::counter_total(std::string_view name) const {
   std::uint64_t total = 0;
   for (const auto& [_, c] : it->second.counters) total += c->value();
   return total;
+}
+
+std::vector<std::pair<MetricsRegistry::Labels, std::uint64_t>> MetricsRegistry::counters(std::string_view name) const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<Labels, std::uint64_t>> out;
+  auto it = families_.find(name);
+  if (it == families_.end()) return out;
+  for (const auto& [key, c] : it->second.counters) out.emplace_back(it->second.labels.at(key), c->value());
+  return out;
+}
+
+std::vector<std::pair<MetricsRegistry::Labels, double>> MetricsRegistry::gauges(std::string_view name) const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<Labels, double>> out;
+  auto it = families_.find(name);
+  if (it == families_.end()) return out;
+  for (const auto& [key, g] : it->second.gauges) out.emplace_back(it->second.labels.at(key), g->value());
+  return out;
+}
+
+std::vector<std::pair<MetricsRegistry::Labels, const Histogram*>> MetricsRegistry::histograms(
+    std::string_view name) const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<Labels, const Histogram*>> out;
+  auto it = families_.find(name);
+  if (it == families_.end()) return out;
+  for (const auto& [key, h] : it->second.histograms) out.emplace_back(it->second.labels.at(key), h.get());
+  return out;
 }
 
 std::string MetricsRegistry::render() const {

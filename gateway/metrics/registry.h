@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "gateway/metrics/event_log.h"
+
 namespace sluice {
 
 class Counter {
@@ -44,6 +46,9 @@ class Histogram {
   std::uint64_t bucket(std::size_t i) const { return buckets_[i].load(std::memory_order_relaxed); }  // non-cumulative
   // The q-quantile (0..1) estimated from the buckets by linear interpolation; 0 when empty.
   double quantile(double q) const;
+  // Adds `other`'s observations to this one (to aggregate series of one family). False, and nothing added,
+  // when the bucket bounds differ.
+  bool merge(const Histogram& other);
 
  private:
   std::vector<double> bounds_;
@@ -71,7 +76,17 @@ class MetricsRegistry {
   // Sum of a counter family over all its label values.
   std::uint64_t counter_total(std::string_view name) const;
 
+  // Every series of one family with its labels, in render order; empty when the name is unknown or of
+  // another kind. Histogram pointers stay valid for the registry's lifetime (read them lock-free).
+  std::vector<std::pair<Labels, std::uint64_t>> counters(std::string_view name) const;
+  std::vector<std::pair<Labels, double>> gauges(std::string_view name) const;
+  std::vector<std::pair<Labels, const Histogram*>> histograms(std::string_view name) const;
+
   std::string render() const;  // Prometheus text exposition format 0.0.4
+
+  // Recent routing events for the dashboard; lives as long as the registry.
+  EventLog& events() { return events_; }
+  const EventLog& events() const { return events_; }
 
  private:
   enum class Kind { counter, gauge, histogram };
@@ -81,11 +96,13 @@ class MetricsRegistry {
     std::map<std::string, std::unique_ptr<Counter>> counters;  // key: rendered label set
     std::map<std::string, std::unique_ptr<Gauge>> gauges;
     std::map<std::string, std::unique_ptr<Histogram>> histograms;
+    std::map<std::string, Labels> labels;  // rendered label set -> the labels it was made from
   };
   Family& family(std::string_view name, std::string_view help, Kind kind);
 
   mutable std::mutex mu_;
   std::map<std::string, Family, std::less<>> families_;
+  EventLog events_;
 };
 
 // Renders labels as `{a="x",b="y"}` (escaped), "" when empty.

@@ -404,9 +404,11 @@ asio::awaitable<void> Dispatcher::run(Exchange& ex, const ApiRequest& req, const
 
     last_error = error;
     if (!error || route.fallback_on.count(error->kind) == 0) break;
-    if (std::find(tried.begin(), tried.end(), false) != tried.end())
+    if (std::find(tried.begin(), tried.end(), false) != tried.end()) {
       metrics_.counter("sluice_fallbacks_total", "moves to the next target, by reason",
                        {{"route", route.name}, {"reason", std::string(to_string(error->kind))}}).inc();
+      metrics_.events().record("fallback", route.name, pt.provider, std::string(to_string(error->kind)));
+    }
     spdlog::debug("request {}: target '{}' failed before the first byte ({}: {}); trying the next",
                   meta.id, pt.provider, to_string(error->kind), error->message);
   }

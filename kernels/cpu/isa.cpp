@@ -20,7 +20,9 @@ Isa& current() {
 
 }  // namespace
 
-Isa active_isa() { return current(); }
+Isa active_isa() {
+  return current();
+}
 
 bool select_isa(Isa isa) {
   if (isa == Isa::avx2 && !cpu_has_avx2()) return false;
@@ -28,6 +30,8 @@ bool select_isa(Isa isa) {
   return true;
 }
 
-const char* isa_name(Isa isa) { return isa == Isa::avx2 ? "avx2" : "scalar"; }
+const char* isa_name(Isa isa) {
+  return isa == Isa::avx2 ? "avx2" : "scalar";
+}
 
 }  // namespace sluice::kernels

@@ -51,8 +51,7 @@ float dot_scalar(const WeightView& w, std::uint32_t r, const float* x) {
   return s;
 }
 
-void tile_scalar(const WeightView& w, std::uint32_t r0, int R, const float* x, std::size_t xs, int T,
-                 float* out) {
+void tile_scalar(const WeightView& w, std::uint32_t r0, int R, const float* x, std::size_t xs, int T, float* out) {
   for (int i = 0; i < R; ++i) {
     for (int j = 0; j < T; ++j) out[i * T + j] = dot_scalar(w, r0 + i, x + j * xs);
   }
@@ -110,8 +109,8 @@ SLUICE_AVX2_INLINE __m256 block_chunk(const std::byte* blk, const BlockScales& s
 }
 
 template <WeightType WT, int R, int T, int C>
-SLUICE_AVX2_INLINE void block_step(const std::byte* const* blk, const BlockScales* sc, const float* x,
-                                   std::size_t xs, std::uint32_t col, __m256 (&acc)[R][T][2]) {
+SLUICE_AVX2_INLINE void block_step(const std::byte* const* blk, const BlockScales* sc, const float* x, std::size_t xs,
+                                   std::uint32_t col, __m256 (&acc)[R][T][2]) {
   for (int i = 0; i < R; ++i) {
     const __m256 wv = block_chunk<WT, C>(blk[i], sc[i]);
     for (int j = 0; j < T; ++j) {
@@ -216,8 +215,7 @@ const TileSet& avx2_tiles(WeightType t) {
 #endif  // __x86_64__
 
 // dots[i * T + j] = W[r0 + i] · x[j * xs] for an R × T tile of a shape for_each_tile produces.
-void compute_tile(const WeightView& w, std::uint32_t r0, int R, const float* x, std::size_t xs, int T,
-                  float* dots) {
+void compute_tile(const WeightView& w, std::uint32_t r0, int R, const float* x, std::size_t xs, int T, float* dots) {
 #if defined(__x86_64__)
   if (active_isa() == Isa::avx2) {
     const TileSet& ts = avx2_tiles(w.type);

@@ -20,11 +20,11 @@
 namespace sluice::kernels {
 
 struct MatmulParams {
-  WeightView w;                 // [rows][cols]
-  const float* x = nullptr;     // x[t * x_stride + c], c < w.cols
+  WeightView w;              // [rows][cols]
+  const float* x = nullptr;  // x[t * x_stride + c], c < w.cols
   std::size_t x_stride = 0;
   std::uint32_t n_tokens = 0;
-  float* y = nullptr;           // y[t * y_stride + r]
+  float* y = nullptr;  // y[t * y_stride + r]
   std::size_t y_stride = 0;
   const float* bias = nullptr;  // w.rows entries, or null
   bool accumulate = false;      // y = y + (W x + b) instead of y = W x + b

@@ -166,7 +166,7 @@ class Sluice:
     (stdout, which also carries the log) and sluice.stderr."""
 
     def __init__(self, workdir: Path, config: dict, policies: dict[str, Union[str, dict]],
-                 env: Optional[dict] = None, log_level: str = "debug"):
+                 env: Optional[dict] = None, log_level: str = "debug", args: Optional[list[str]] = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = self.workdir / "config.yaml"
@@ -179,6 +179,7 @@ class Sluice:
         self.env = dict(os.environ)
         self.env.update(env or {})
         self.log_level = log_level
+        self.args = list(args or [])  # extra `sluice serve` flags
         self.proc: Optional[subprocess.Popen] = None
         self.port: Optional[int] = None
         self.stdout_path = self.workdir / "sluice.stdout"
@@ -193,7 +194,7 @@ class Sluice:
         stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
             [sluice_bin(), "serve", "--config", str(self.config_path), "--port", "0", "--log-level",
-             self.log_level],
+             self.log_level, *self.args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, env=self.env, cwd=self.workdir,
             preexec_fn=_die_with_parent)
         stderr.close()
@@ -723,13 +724,15 @@ def sluice_factory(tmp_path, certs, request):
 
     Every provider gets an API key in the environment (sluice_harness.key_value(name)) and trusts the test
     CA unless its spec says otherwise; `provider_options` merges extra provider_entry() arguments by name.
-    `policies` replaces the generated policy.yaml entirely ({file name: content})."""
+    `policies` replaces the generated policy.yaml entirely ({file name: content}). `args` adds `sluice serve`
+    flags (e.g. ["--supervise"]); `supervisor` becomes the config's supervisor section."""
     started: list[Sluice] = []
 
     def start(providers: dict[str, ProviderSpec], routes: Optional[list] = None,
               policies: Optional[dict] = None, server: Optional[dict] = None, auth: Optional[dict] = None,
               env: Optional[dict] = None, provider_options: Optional[dict] = None,
-              run: bool = True, engine: Optional[dict] = None) -> Sluice:
+              run: bool = True, engine: Optional[dict] = None, args: Optional[list[str]] = None,
+              supervisor: Optional[dict] = None) -> Sluice:
         entries = []
         full_env = {}
         for name, spec in providers.items():
@@ -747,7 +750,9 @@ def sluice_factory(tmp_path, certs, request):
             policies = {"policy.yaml": {"routes": routes or [route()]}}
         workdir = tmp_path / f"sluice{len(started)}"
         cfg = server_config(list(policies.keys()), entries, server, auth, engine)
-        s = Sluice(workdir, cfg, policies, full_env)
+        if supervisor:
+            cfg["supervisor"] = supervisor
+        s = Sluice(workdir, cfg, policies, full_env, args=args)
         started.append(s)
         if run:
             s.start()

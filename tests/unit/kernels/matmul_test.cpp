@@ -85,8 +85,8 @@ TEST(Matmul, MatchesDoublePrecisionReferenceOnEveryPath) {
           got.push_back(y[t * ys + r]);
         }
       }
-      ASSERT_LE(rel_error(got, want), 1e-5) << isa_name(isa) << " " << weight_type_name(c.type)
-                                            << " rows=" << c.rows << " cols=" << c.cols << " tokens=" << c.tokens;
+      ASSERT_LE(rel_error(got, want), 1e-5) << isa_name(isa) << " " << weight_type_name(c.type) << " rows=" << c.rows
+                                            << " cols=" << c.cols << " tokens=" << c.tokens;
       // Padding between rows of y is untouched.
       for (std::uint32_t t = 0; t < c.tokens; ++t) {
         EXPECT_EQ(y[t * ys + c.rows], 0.5f);

@@ -132,7 +132,8 @@ TEST(SiluMul, MatchesReference) {
   const auto g = random_floats(rng, 257, 5.0f), u = random_floats(rng, 257);
   std::vector<float> out(257), want(257);
   silu_mul(g.data(), u.data(), out.data(), out.size());
-  for (std::size_t i = 0; i < out.size(); ++i) want[i] = static_cast<float>(g[i] / (1.0 + std::exp(-double(g[i]))) * u[i]);
+  for (std::size_t i = 0; i < out.size(); ++i)
+    want[i] = static_cast<float>(g[i] / (1.0 + std::exp(-double(g[i]))) * u[i]);
   EXPECT_LE(rel_error(out, want), 1e-6);
   std::vector<float> inplace = g;
   silu_mul(inplace.data(), u.data(), inplace.data(), inplace.size());

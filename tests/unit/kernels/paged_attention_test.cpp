@@ -66,7 +66,8 @@ void run_case(const Shape& s, std::mt19937& rng) {
     for (std::uint32_t h = 0; h < s.heads; ++h) {
       const std::uint32_t g = h / (s.heads / s.kv_heads);
       const std::int32_t pos = positions[t];
-      const std::int32_t lo = s.window == 0 ? 0 : std::max<std::int32_t>(0, pos - static_cast<std::int32_t>(s.window) + 1);
+      const std::int32_t lo =
+          s.window == 0 ? 0 : std::max<std::int32_t>(0, pos - static_cast<std::int32_t>(s.window) + 1);
       std::vector<double> scores;
       const auto at = [&](const std::vector<float>& cache, std::int32_t j) {
         const std::int32_t b = table[seq_off[seq_of[t]] + j / s.block_size];
@@ -98,8 +99,8 @@ TEST(PagedAttention, MatchesDenseReference) {
   const Isa saved = active_isa();
   for (Isa isa : {Isa::scalar, Isa::avx2}) {
     if (!select_isa(isa)) continue;
-    for (const Shape& s : {Shape{6, 2, 64, 16, 0}, Shape{3, 1, 12, 8, 0}, Shape{4, 4, 16, 16, 0},
-                           Shape{6, 3, 24, 7, 5}, Shape{2, 1, 8, 16, 1}}) {
+    for (const Shape& s : {Shape{6, 2, 64, 16, 0}, Shape{3, 1, 12, 8, 0}, Shape{4, 4, 16, 16, 0}, Shape{6, 3, 24, 7, 5},
+                           Shape{2, 1, 8, 16, 1}}) {
       run_case(s, rng);
     }
   }

@@ -179,7 +179,7 @@ TEST(StepPlan, CapacitiesAreEnforced) {
   EXPECT_FALSE(plan.add_sequence(1, {}, 0, table, true));  // no tokens
   EXPECT_FALSE(plan.add_sequence(1, two, -1, table, true));
   EXPECT_TRUE(plan.add_sequence(1, two, 5, table, true));
-  EXPECT_FALSE(plan.add_sequence(2, three, 0, {}, true));  // 5 tokens > 4
+  EXPECT_FALSE(plan.add_sequence(2, three, 0, {}, true));   // 5 tokens > 4
   EXPECT_FALSE(plan.add_sequence(2, two, 0, table, true));  // 4 table entries > 3
   const std::vector<std::int32_t> one_block = {7};
   EXPECT_TRUE(plan.add_sequence(2, two, 0, one_block, false));

@@ -109,8 +109,8 @@ TEST_F(SmolLM2, ReportsDecodeSpeed) {
   const auto t2 = std::chrono::steady_clock::now();
   const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
   const double decode_s = std::chrono::duration<double>(t2 - t1).count();
-  std::printf("SmolLM2-135M Q4_1, 2 threads: prefill %zu tokens %.1f ms (%.0f tok/s); decode %.1f tok/s\n",
-              ids.size(), prefill_s * 1e3, ids.size() / prefill_s, steps / decode_s);
+  std::printf("SmolLM2-135M Q4_1, 2 threads: prefill %zu tokens %.1f ms (%.0f tok/s); decode %.1f tok/s\n", ids.size(),
+              prefill_s * 1e3, ids.size() / prefill_s, steps / decode_s);
   RecordProperty("decode_tok_per_s", std::to_string(steps / decode_s));
   EXPECT_EQ(tokens.size(), static_cast<std::size_t>(steps + 1));
 }

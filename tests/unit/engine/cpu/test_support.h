@@ -22,7 +22,9 @@
 
 namespace sluice::test {
 
-inline std::string fixtures_dir() { return std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures"; }
+inline std::string fixtures_dir() {
+  return std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures";
+}
 
 inline std::string smollm2_path() {
   if (const char* env = std::getenv("SLUICE_MODEL_GGUF"); env != nullptr && *env != '\0') return env;
@@ -76,7 +78,8 @@ inline Golden load_golden(const std::string& name) {
   if (!doc.ok()) return g;
   g.model = *doc->find("model")->as_string();
   g.vocab = static_cast<std::uint32_t>(doc->find("vocab")->as_u64().value_or(0));
-  for (const auto& p : doc->find("prompts")->items()) g.prompts.push_back({int_list(p.find("ids")), int_list(p.find("greedy"))});
+  for (const auto& p : doc->find("prompts")->items())
+    g.prompts.push_back({int_list(p.find("ids")), int_list(p.find("greedy"))});
   std::ifstream bin(dir + *doc->find("logits_file")->as_string(), std::ios::binary);
   g.logits.resize(g.prompts.size() * g.vocab);
   bin.read(reinterpret_cast<char*>(g.logits.data()), static_cast<std::streamsize>(g.logits.size() * sizeof(float)));

@@ -45,7 +45,8 @@ TEST(HfConfig, Qwen2HasQkvBiasAndDefaults) {
   auto s = spec_from_hf_config(R"({"architectures":["Qwen2ForCausalLM"],"hidden_size":896,"intermediate_size":4864,
     "num_attention_heads":14,"num_key_value_heads":2,"num_hidden_layers":24,"vocab_size":151936,
     "rope_theta":1000000.0,"tie_word_embeddings":true,"use_sliding_window":false,"sliding_window":32768,
-    "eos_token_id":151643})", "q");
+    "eos_token_id":151643})",
+                               "q");
   ASSERT_TRUE(s.ok()) << s.error().message;
   EXPECT_EQ(s->architecture, "qwen2");
   EXPECT_TRUE(s->qkv_bias);
@@ -61,7 +62,8 @@ TEST(HfConfig, Qwen2HasQkvBiasAndDefaults) {
 TEST(HfConfig, MistralSlidingWindowAndTransformers5RopeParameters) {
   auto s = spec_from_hf_config(R"({"model_type":"mistral","hidden_size":64,"intermediate_size":128,
     "num_attention_heads":4,"num_hidden_layers":2,"vocab_size":300,"sliding_window":4096,
-    "rope_parameters":{"rope_theta":10000.0,"rope_type":"linear","factor":2.0}})", "m");
+    "rope_parameters":{"rope_theta":10000.0,"rope_type":"linear","factor":2.0}})",
+                               "m");
   ASSERT_TRUE(s.ok()) << s.error().message;
   EXPECT_EQ(s->architecture, "mistral");
   EXPECT_EQ(s->sliding_window, 4096u);
@@ -72,14 +74,16 @@ TEST(HfConfig, MistralSlidingWindowAndTransformers5RopeParameters) {
 
 TEST(HfConfig, LlamaAttentionBiasCoversOutputProjection) {
   auto s = spec_from_hf_config(R"({"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":128,
-    "num_attention_heads":4,"num_hidden_layers":1,"vocab_size":10,"attention_bias":true})", "b");
+    "num_attention_heads":4,"num_hidden_layers":1,"vocab_size":10,"attention_bias":true})",
+                               "b");
   ASSERT_TRUE(s.ok()) << s.error().message;
   EXPECT_TRUE(s->qkv_bias);
   EXPECT_TRUE(s->output_bias);
 }
 
 TEST(HfConfig, RejectsWhatTheEngineCannotRun) {
-  const std::string base = R"("hidden_size":64,"intermediate_size":128,"num_attention_heads":4,"num_hidden_layers":1,"vocab_size":10)";
+  const std::string base =
+      R"("hidden_size":64,"intermediate_size":128,"num_attention_heads":4,"num_hidden_layers":1,"vocab_size":10)";
   const std::pair<const char*, std::string> cases[] = {
       {"architecture", R"({"architectures":["GPT2LMHeadModel"],)" + base + "}"},
       {"two architectures", R"({"architectures":["LlamaForCausalLM","X"],)" + base + "}"},
@@ -87,13 +91,17 @@ TEST(HfConfig, RejectsWhatTheEngineCannotRun) {
       {"mlp bias", R"({"architectures":["LlamaForCausalLM"],"mlp_bias":true,)" + base + "}"},
       {"yarn", R"({"architectures":["LlamaForCausalLM"],"rope_scaling":{"rope_type":"yarn","factor":4},)" + base + "}"},
       {"qwen sliding", R"({"architectures":["Qwen2ForCausalLM"],"use_sliding_window":true,)" + base + "}"},
-      {"qwen layer types", R"({"architectures":["Qwen2ForCausalLM"],"layer_types":["sliding_attention"],)" + base + "}"},
-      {"missing hidden", R"({"architectures":["LlamaForCausalLM"],"intermediate_size":128,"num_attention_heads":4,"num_hidden_layers":1,"vocab_size":10})"},
+      {"qwen layer types",
+       R"({"architectures":["Qwen2ForCausalLM"],"layer_types":["sliding_attention"],)" + base + "}"},
+      {"missing hidden",
+       R"({"architectures":["LlamaForCausalLM"],"intermediate_size":128,"num_attention_heads":4,"num_hidden_layers":1,"vocab_size":10})"},
       {"heads not multiple", R"({"architectures":["LlamaForCausalLM"],"num_key_value_heads":3,)" + base + "}"},
-      {"string size", R"({"architectures":["LlamaForCausalLM"],"hidden_size":"64","intermediate_size":128,"num_attention_heads":4,"num_hidden_layers":1,"vocab_size":10})"},
+      {"string size",
+       R"({"architectures":["LlamaForCausalLM"],"hidden_size":"64","intermediate_size":128,"num_attention_heads":4,"num_hidden_layers":1,"vocab_size":10})"},
       {"negative eos", R"({"architectures":["LlamaForCausalLM"],"eos_token_id":-1,)" + base + "}"},
       {"eos beyond vocab", R"({"architectures":["LlamaForCausalLM"],"eos_token_id":10,)" + base + "}"},
-      {"zero layers", R"({"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":128,"num_attention_heads":4,"num_hidden_layers":0,"vocab_size":10})"},
+      {"zero layers",
+       R"({"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":128,"num_attention_heads":4,"num_hidden_layers":0,"vocab_size":10})"},
       {"not json", "{"},
       {"not object", "[]"},
   };

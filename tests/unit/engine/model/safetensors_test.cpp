@@ -70,10 +70,14 @@ TEST(Safetensors, RejectsMalformedHeaders) {
       {"size mismatch", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", 8},
       {"beyond data", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 8},
       {"reversed offsets", R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[4,0]}})", 8},
-      {"overlap", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8},
+      {"overlap",
+       R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+       8},
       {"shape overflow", R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,4]}})", 4},
       {"three offsets", R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}})", 8},
-      {"duplicate name", R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8},
+      {"duplicate name",
+       R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+       8},
       {"metadata not an object", R"({"__metadata__":3})", 0},
   };
   for (const Case& c : cases) {
@@ -84,9 +88,9 @@ TEST(Safetensors, RejectsMalformedHeaders) {
     }
   }
   EXPECT_FALSE(SafetensorsFile::from_buffer(std::vector<std::byte>(5), "mem").ok());
-  EXPECT_FALSE(SafetensorsFile::from_buffer(file_with("{}", 0, 1000), "mem").ok());       // length beyond file
-  EXPECT_FALSE(SafetensorsFile::from_buffer(file_with("{}", 0, ~0ull), "mem").ok());      // huge length
-  EXPECT_TRUE(SafetensorsFile::from_buffer(file_with("{}", 0), "mem").ok());              // empty is valid
+  EXPECT_FALSE(SafetensorsFile::from_buffer(file_with("{}", 0, 1000), "mem").ok());   // length beyond file
+  EXPECT_FALSE(SafetensorsFile::from_buffer(file_with("{}", 0, ~0ull), "mem").ok());  // huge length
+  EXPECT_TRUE(SafetensorsFile::from_buffer(file_with("{}", 0), "mem").ok());          // empty is valid
 }
 
 TEST(Safetensors, IntegerTensorsParseButDoNotConvert) {

@@ -73,8 +73,8 @@ TEST(Weights, LoadsAllFloatGguf) {
   EXPECT_EQ(l.bq, nullptr);
   EXPECT_FLOAT_EQ(l.attn_norm[3], 0.03f);
   // Bytes of every matrix, the tied head counted once.
-  const std::uint64_t want = 4 * (kVocab * kHidden + 2 * kHidden * kHeads * kHeadDim + 2 * kHidden * kKvHeads * kHeadDim +
-                                  3 * kHidden * kFfn);
+  const std::uint64_t want =
+      4 * (kVocab * kHidden + 2 * kHidden * kHeads * kHeadDim + 2 * kHidden * kKvHeads * kHeadDim + 3 * kHidden * kFfn);
   EXPECT_EQ((*w)->matrix_bytes(), want);
 }
 

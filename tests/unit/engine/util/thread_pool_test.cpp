@@ -41,6 +41,27 @@ TEST(ThreadPool, ManyShortJobsInARow) {
   EXPECT_EQ(sum.load(), 20000L * 28);
 }
 
+// Jobs of alternating sizes back to back with more threads than cores: a worker that is preempted between
+// reading the job counter and claiming a chunk must never run a chunk of a job it did not see start, nor
+// count a chunk twice (that once ran ranges past the end and hung the caller).
+TEST(ThreadPool, StaleWorkersNeverTouchTheNextJob) {
+  ThreadPool pool(8);
+  for (int job = 0; job < 20000; ++job) {
+    const std::size_t n = job % 2 == 0 ? 3 : 37;
+    std::vector<std::atomic<int>> hits(n);
+    std::atomic<int> bad{0};
+    pool.parallel_for(n, 1, [&](std::size_t b, std::size_t e, unsigned) {
+      if (b >= e || e > n) {
+        bad.fetch_add(1);
+        return;
+      }
+      for (std::size_t i = b; i < e; ++i) hits[i].fetch_add(1);
+    });
+    ASSERT_EQ(bad.load(), 0) << "job " << job;
+    for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "job " << job << " index " << i;
+  }
+}
+
 TEST(ThreadPool, UsesMoreThanOneThreadWhenWorkIsLong) {
   ThreadPool pool(2);
   std::mutex mu;
