@@ -134,8 +134,11 @@ def tiny(name, config, seed, save_dtype, shard_size, scale, prompt_lengths, step
         os.remove(os.path.join(out_dir, f))
     model.to(save_dtype).save_pretrained(out_dir, max_shard_size=shard_size)
     for f in os.listdir(out_dir):  # keep only what the engine reads
+        path = os.path.join(out_dir, f)
         if f != "config.json" and not f.endswith(".safetensors") and not f.endswith(".index.json"):
-            os.remove(os.path.join(out_dir, f))
+            os.remove(path)
+        else:
+            os.chmod(path, 0o644)
     # The reference runs on what was saved, upcast to fp32, exactly as the engine loads it.
     ref = AutoModelForCausalLM.from_pretrained(out_dir, dtype=torch.float32, attn_implementation="eager")
     ref.eval()

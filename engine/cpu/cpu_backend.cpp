@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <new>
+#include <system_error>
 
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/paged_attention.h"
@@ -60,10 +61,11 @@ Result<std::unique_ptr<CpuBackend>, BackendError> CpuBackend::create(std::shared
                     "kv_cache_bytes or lower block_size",
                     options.kv_cache_bytes, options.block_size, kv_bytes_per_block(spec, options.block_size, 4))});
   }
-  std::unique_ptr<CpuBackend> b(new CpuBackend(std::move(weights), options));
-  b->layout_ = KvCacheLayout{spec.layers, blocks, spec.kv_heads, options.block_size, spec.head_dim, 4};
-  b->inv_freq_ = rope_inv_freq(spec);
+  std::unique_ptr<CpuBackend> b;
   try {
+    b.reset(new CpuBackend(std::move(weights), options));
+    b->layout_ = KvCacheLayout{spec.layers, blocks, spec.kv_heads, options.block_size, spec.head_dim, 4};
+    b->inv_freq_ = rope_inv_freq(spec);
     b->k_cache_.reset(new float[b->layout_.total_elements()]);
     b->v_cache_.reset(new float[b->layout_.total_elements()]);
     b->thread_scratch_stride_ = std::max<std::size_t>(spec.max_position, spec.head_dim) + 16;
@@ -72,6 +74,10 @@ Result<std::unique_ptr<CpuBackend>, BackendError> CpuBackend::create(std::shared
     return fail(BackendError{BackendError::Kind::out_of_memory,
                              fmt::format("cpu backend: cannot allocate a KV cache of {} bytes; lower kv_cache_bytes",
                                          options.kv_cache_bytes)});
+  } catch (const std::system_error& e) {
+    return fail(
+        BackendError{BackendError::Kind::out_of_memory,
+                     fmt::format("cpu backend: cannot start {} compute threads: {}", options.threads, e.what())});
   }
   return b;
 }

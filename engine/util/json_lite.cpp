@@ -1,13 +1,12 @@
 #include "engine/util/json_lite.h"
 
-#include <unordered_set>
-
 #include <fmt/format.h>
 
 #include <charconv>
 #include <cmath>
 #include <limits>
 #include <system_error>
+#include <unordered_set>
 #include <utility>
 
 namespace sluice::json {
@@ -155,8 +154,9 @@ class Parser {
       if (out.keys_.size() < 32) {
         for (const auto& k : out.keys_) duplicate = duplicate || k == key;
       } else {
-        if (seen.empty())
+        if (seen.empty()) {
           for (const auto& k : out.keys_) seen.insert(k);
+        }
         duplicate = !seen.insert(key).second;
       }
       if (duplicate) {

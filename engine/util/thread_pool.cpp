@@ -30,16 +30,24 @@ constexpr std::uint64_t kChunkMask = 0xFFFFFFFFull;
 ThreadPool::ThreadPool(unsigned threads) {
   if (threads == 0) threads = 1;
   workers_.reserve(threads - 1);
-  for (unsigned w = 1; w < threads; ++w) workers_.emplace_back([this, w] { worker_main(w); });
+  try {
+    for (unsigned w = 1; w < threads; ++w) workers_.emplace_back([this, w] { worker_main(w); });
+  } catch (...) {
+    stop_workers();  // joinable threads must not be destroyed
+    throw;
+  }
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { stop_workers(); }
+
+void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
+  workers_.clear();
 }
 
 bool ThreadPool::claim(std::uint32_t generation, std::size_t& chunk) {

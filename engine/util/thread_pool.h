@@ -23,7 +23,8 @@ namespace sluice {
 
 class ThreadPool {
  public:
-  // `threads` counts the caller too: 1 runs everything inline, 0 is treated as 1.
+  // `threads` counts the caller too: 1 runs everything inline, 0 is treated as 1. Throws std::system_error
+  // when a thread cannot be started (after stopping the ones that were).
   explicit ThreadPool(unsigned threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -47,6 +48,7 @@ class ThreadPool {
   bool claim(std::uint32_t generation, std::size_t& chunk);
   void work_chunks(std::uint32_t generation, unsigned worker);
   void worker_main(unsigned worker);
+  void stop_workers();
 
   std::vector<std::thread> workers_;
   std::mutex mu_;

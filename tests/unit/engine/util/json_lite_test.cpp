@@ -103,6 +103,18 @@ TEST(JsonLite, RejectsMalformedInput) {
   }
 }
 
+TEST(JsonLite, DuplicateKeysAreFoundInLargeObjects) {
+  std::string doc = "{";
+  for (int i = 0; i < 100; ++i) doc += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  auto ok = parse(doc + "\"last\":0}");
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->size(), 101u);
+  EXPECT_EQ(ok->find("k57")->as_u64(), 57u);
+  auto dup = parse(doc + "\"k3\":0}");
+  ASSERT_FALSE(dup.ok());
+  EXPECT_NE(dup.error().message.find("duplicate key \"k3\""), std::string::npos);
+}
+
 TEST(JsonLite, LimitsDepthAndSize) {
   const std::string deep = std::string(100, '[') + std::string(100, ']');
   EXPECT_FALSE(parse(deep).ok());
