@@ -781,7 +781,6 @@ Problem RequestReader::finish() {
 }
 
 }  // namespace
-
 Result<ApiRequest, ApiError> parse_request(Endpoint endpoint, std::string_view body) {
   const simdjson::padded_string padded(body);
   od::parser parser;

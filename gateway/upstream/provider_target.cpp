@@ -714,7 +714,6 @@ void ProviderExchange::complete() {
 }
 
 }  // namespace
-
 Result<std::unique_ptr<ProviderTarget>, ProviderSetupError> ProviderTarget::create(ProviderConfig config,
                                                                                    std::string api_key,
                                                                                    ProviderTargetOptions options) {
