@@ -126,19 +126,29 @@ def test_dashboard_renders_live_numbers(traffic_server):
             assert time.monotonic() < deadline, f"the page did not poll: {_read(driver)}"
             time.sleep(0.1)
         first = _read(driver)
+
+        def checks(second):
+            return [
+                _number(second["stat-polls"]) >= _number(first["stat-polls"]) + 2,
+                _number(second["stat-requests"]) > _number(first["stat-requests"]) > 0,
+                _number(second["stat-tokens-out"]) > _number(first["stat-tokens-out"]) > 0,
+                second["stat-updated"] != first["stat-updated"],
+                _number(second["stat-rps"]) > 0,
+                _number(second["stat-fallbacks"]) > 0,       # r_fb moves from flaky to backup
+                _number(second["stat-rejections"]) > 0,      # r_lim allows one request per second
+                second["stat-p50"].endswith("s"),            # a duration, not the empty placeholder
+                second["stat-ttft-p50"].endswith("s"),
+                second["stat-engine-running"] == "off",      # the engine is disabled in this config
+            ]
+
+        # Read again after 2.5 s; on a loaded machine the page may need a few more polls to show everything.
         time.sleep(2.5)
         second = _read(driver)
-
-        assert _number(second["stat-polls"]) >= _number(first["stat-polls"]) + 2, (first, second)
-        assert _number(second["stat-requests"]) > _number(first["stat-requests"]) > 0, (first, second)
-        assert _number(second["stat-tokens-out"]) > _number(first["stat-tokens-out"]) > 0, (first, second)
-        assert second["stat-updated"] != first["stat-updated"], (first, second)
-        assert _number(second["stat-rps"]) > 0, second
-        assert _number(second["stat-fallbacks"]) > 0, second      # r_fb moves from flaky to backup
-        assert _number(second["stat-rejections"]) > 0, second     # r_lim allows one request per second
-        assert second["stat-p50"].endswith("s"), second            # a duration, not the empty placeholder
-        assert second["stat-ttft-p50"].endswith("s"), second
-        assert second["stat-engine-running"] == "off", second      # the engine is disabled in this config
+        deadline = time.monotonic() + 15
+        while not all(checks(second)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            second = _read(driver)
+        assert all(checks(second)), (checks(second), first, second)
 
         from selenium.webdriver.common.by import By
         rows = driver.find_elements(By.CSS_SELECTOR, "#targets tr")
