@@ -5,9 +5,11 @@
 // backend may use its own compute threads inside execute().
 //
 // Output: for each sequence of the plan with wants_logits set, in plan order, one row. A backend that returns
-// logits (the CPU backend) fills `logits` with rows of `vocab` floats; a backend that samples on the device
-// (CUDA, later) fills `token_ids` instead. Either view points into buffers the backend owns and stays valid
-// until the next execute() or the backend's destruction.
+// logits (the CPU backend) fills `logits` with one row of `vocab` floats per output row; a backend that
+// samples on the device (CUDA) fills `token_ids`, plus logits for the rows whose plan sampling says
+// host_sample (the engine samples those on the host). A row with logits is sampled from them; a row without
+// takes its token id. The views point into buffers the backend owns and stay valid until the next execute()
+// or the backend's destruction.
 #pragma once
 
 #include <cstdint>
@@ -51,12 +53,29 @@ struct StepOutput {
   std::span<const std::uint32_t> seq_index;  // per row: the sequence's index in the plan
   std::span<const std::uint64_t> seq_ids;    // per row: the sequence's id
   std::uint32_t vocab = 0;
-  std::span<const float> logits;            // num_rows * vocab, row-major; empty when the backend sampled
-  std::span<const std::int32_t> token_ids;  // num_rows; empty when the backend returned logits
+  std::span<const float> logits;            // rows of vocab floats, row-major (see logits_row)
+  std::span<const std::int32_t> token_ids;  // num_rows; empty when the backend returned logits only
+  // Per row: which row of `logits` holds its logits, -1 for none (the backend sampled it). Empty: row r's
+  // logits are row r of `logits` (every row has logits).
+  std::span<const std::int32_t> logits_row;
 
-  std::span<const float> row_logits(std::uint32_t row) const {
-    return logits.subspan(static_cast<std::size_t>(row) * vocab, vocab);
+  bool has_logits(std::uint32_t row) const {
+    if (logits_row.empty()) return !logits.empty();
+    return logits_row[row] >= 0;
   }
+  // Empty when the row has none.
+  std::span<const float> row_logits(std::uint32_t row) const {
+    if (!has_logits(row)) return {};
+    const std::size_t at = logits_row.empty() ? row : static_cast<std::size_t>(logits_row[row]);
+    return logits.subspan(at * vocab, vocab);
+  }
+};
+
+// Device memory a backend holds, by use (bytes).
+struct BackendMemory {
+  std::uint64_t weights = 0;
+  std::uint64_t kv_cache = 0;
+  std::uint64_t other = 0;
 };
 
 class Backend {
@@ -74,6 +93,8 @@ class Backend {
   // The largest num_tokens() one plan may carry.
   virtual std::uint32_t max_batched_tokens() const = 0;
   virtual std::string_view name() const = 0;
+  // What the backend allocated at creation; constant afterwards.
+  virtual BackendMemory memory() const { return {}; }
 };
 
 }  // namespace sluice

@@ -12,6 +12,8 @@
 //                                    table must cover start_pos + token_count positions
 //     wants_logits[i]                1: return the logits of its last new token (the end of a prompt or a
 //                                    decode step); 0: a prefill chunk whose output nobody reads
+//     sampling[i]                    how a backend that samples on the device picks its next token (when
+//                                    wants_logits); add_sequence() sets greedy, set_sampling() changes it
 //   token j (j < num_tokens()): token_ids[j], positions[j] (derived: start_pos of its sequence + offset),
 //                                    token_seq[j] (index of its sequence)
 // Sequences occupy consecutive token ranges in the order they were added. A prompt may be split over steps
@@ -25,6 +27,20 @@
 #include <vector>
 
 namespace sluice {
+
+// Per-sequence sampling for backends that sample on the device (engine/sampling/sampler.h step 4; the
+// device and host samplers draw the same Philox number for (seed, token_index)). A request that needs the
+// host sampler's other features (penalties, logit_bias, min_tokens bans, logprobs) sets host_sample: the
+// backend then returns that row's logits instead of a token id.
+struct SequenceSampling {
+  float temperature = 0.0f;       // below 1e-5: greedy (argmax, lowest id on ties)
+  float top_p = 1.0f;             // 1: off
+  float min_p = 0.0f;             // 0: off
+  std::int32_t top_k = 0;         // 0 or negative: off
+  std::uint64_t seed = 0;         // the request's seed
+  std::uint32_t token_index = 0;  // tokens the request generated so far: the index of the token drawn now
+  bool host_sample = false;       // return this row's logits; the engine samples it on the host
+};
 
 struct StepPlanLimits {
   std::uint32_t max_seqs = 256;
@@ -43,6 +59,7 @@ class StepPlan {
         table_begin(limits.max_seqs),
         table_count(limits.max_seqs),
         wants_logits(limits.max_seqs),
+        sampling(limits.max_seqs),
         token_ids(limits.max_tokens),
         positions(limits.max_tokens),
         token_seq(limits.max_tokens),
@@ -77,6 +94,7 @@ class StepPlan {
     table_begin[i] = num_table_entries_;
     table_count[i] = static_cast<std::uint32_t>(table.size());
     wants_logits[i] = logits ? 1 : 0;
+    sampling[i] = SequenceSampling{};
     for (std::size_t k = 0; k < tokens.size(); ++k) {
       token_ids[num_tokens_] = tokens[k];
       positions[num_tokens_] = first_pos + static_cast<std::int32_t>(k);
@@ -84,6 +102,13 @@ class StepPlan {
       ++num_tokens_;
     }
     for (std::int32_t b : table) block_ids[num_table_entries_++] = b;
+    return true;
+  }
+
+  // Sets the sampling of the sequence added last; false when the plan is empty.
+  bool set_sampling(const SequenceSampling& s) {
+    if (num_seqs_ == 0) return false;
+    sampling[num_seqs_ - 1] = s;
     return true;
   }
 
@@ -102,6 +127,7 @@ class StepPlan {
   std::vector<std::uint32_t> table_begin;
   std::vector<std::uint32_t> table_count;
   std::vector<std::uint8_t> wants_logits;
+  std::vector<SequenceSampling> sampling;
   // Per token.
   std::vector<std::int32_t> token_ids;
   std::vector<std::int32_t> positions;

@@ -9,9 +9,11 @@
 #include <fmt/format.h>
 
 #include "engine/backend/step_plan.h"
-#include "engine/cpu/cpu_backend.h"
+#include "engine/core/backend_factory.h"
+#include "engine/core/fault_hooks.h"
 #include "engine/model/gguf_reader.h"
 #include "engine/model/weights.h"
+#include "engine/sampling/plan_sampling.h"
 #include "engine/sampling/sampler.h"
 #include "engine/sampling/stop_matcher.h"
 #include "engine/sampling/token_history.h"
@@ -54,7 +56,7 @@ struct Engine::Impl {
   EngineConfig config;
   std::optional<Tokenizer> tokenizer;
   std::optional<ChatTemplate> chat_template;
-  std::unique_ptr<CpuBackend> backend;
+  std::unique_ptr<Backend> backend;
   std::optional<Scheduler> scheduler;
   std::vector<std::int32_t> eos_ids;
 
@@ -67,6 +69,10 @@ struct Engine::Impl {
 
   mutable std::mutex stats_mu;
   EngineStats stats;
+  // When the step in progress started (steady clock, ns); 0 between steps. Read by the watchdog.
+  std::atomic<std::int64_t> step_started_ns{0};
+  std::uint64_t steps_started = 0;  // engine thread only
+  EngineFaultHooks hooks = engine_fault_hooks();
 
   std::unordered_map<std::uint64_t, Live> live;  // engine thread only
   std::thread thread;
@@ -135,21 +141,14 @@ Result<std::unique_ptr<Engine>, EngineError> Engine::create(const EngineConfig& 
                                         "the tokenizer does not belong to this model",
                                         path, impl->tokenizer->token_count(), spec.vocab)});
 
-  CpuBackendOptions bo;
-  bo.threads = config.threads == 0 ? 1 : config.threads;
-  bo.kv_cache_bytes = config.kv_cache_bytes;
-  bo.block_size = config.block_size;
-  bo.max_batched_tokens = config.max_num_batched_tokens;
-  auto backend = CpuBackend::create(shared, bo);
-  if (!backend)
-    return fail(EngineError{fmt::format("CPU backend: {} (lower engine.kv_cache_bytes or "
-                                        "engine.max_num_batched_tokens)", backend.error().message)});
-  impl->backend = std::move(backend.value());
-
   std::uint32_t max_len = config.max_model_len == 0 ? spec.max_position : config.max_model_len;
   if (spec.max_position > 0 && max_len > spec.max_position)
     return fail(EngineError{fmt::format("engine.max_model_len {} exceeds the model's context length {}", max_len,
                                         spec.max_position)});
+  auto backend = create_engine_backend(config, shared, max_len);
+  if (!backend) return fail(std::move(backend.error()));
+  impl->backend = std::move(backend.value().backend);
+  std::string backend_note = std::move(backend.value().note);
   SchedulerConfig sc;
   sc.max_num_seqs = config.max_num_seqs;
   sc.max_num_batched_tokens = config.max_num_batched_tokens;
@@ -175,10 +174,15 @@ Result<std::unique_ptr<Engine>, EngineError> Engine::create(const EngineConfig& 
   const std::string default_name = (is_dir ? model_file.filename() : model_file.stem()).string();
   engine->model_name_ = config.served_model_name.empty() ? default_name : config.served_model_name;
   engine->max_model_len_ = max_len;
+  engine->backend_note_ = std::move(backend_note);
   {
     std::lock_guard lock(engine->impl_->stats_mu);
     engine->impl_->stats.kv_blocks_total = engine->impl_->backend->num_kv_blocks();
     engine->impl_->stats.kv_blocks_free = engine->impl_->backend->num_kv_blocks();
+    const BackendMemory mem = engine->impl_->backend->memory();
+    engine->impl_->stats.weight_bytes = mem.weights;
+    engine->impl_->stats.kv_cache_bytes = mem.kv_cache;
+    engine->impl_->stats.other_bytes = mem.other;
   }
   Impl* raw = engine->impl_.get();
   raw->thread = std::thread([raw] { raw->loop(); });
@@ -186,6 +190,8 @@ Result<std::unique_ptr<Engine>, EngineError> Engine::create(const EngineConfig& 
 }
 
 std::uint32_t Engine::vocab_size() const { return impl_->backend->spec().vocab; }
+
+std::string_view Engine::backend_name() const { return impl_->backend->name(); }
 
 Result<std::vector<std::int32_t>, std::string> Engine::encode_chat(const std::vector<ChatTurn>& messages) const {
   auto text = render_chat(*impl_->chat_template, messages, /*add_generation_prompt=*/true);
@@ -199,6 +205,15 @@ std::vector<std::int32_t> Engine::encode_text(std::string_view text) const {
   if (impl_->tokenizer->add_bos_token() && impl_->tokenizer->bos_id() >= 0)
     ids.insert(ids.begin(), impl_->tokenizer->bos_id());
   return ids;
+}
+
+double Engine::current_step_seconds() const {
+  const std::int64_t started = impl_->step_started_ns.load(std::memory_order_acquire);
+  if (started == 0) return 0;
+  const std::int64_t now =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count();
+  return now > started ? static_cast<double>(now - started) * 1e-9 : 0.0;
 }
 
 EngineStats Engine::stats() const {
@@ -340,7 +355,22 @@ void Engine::Impl::loop() {
       publish(0, 0);
       continue;
     }
+    // How a backend that samples on the device draws each sequence's next token.
+    for (std::uint32_t i = 0; i < plan.num_seqs(); ++i) {
+      if (plan.wants_logits[i] == 0) continue;
+      if (auto it = live.find(plan.seq_ids[i]); it != live.end()) {
+        const Live& l = it->second;
+        plan.sampling[i] = plan_sampling(l.params, l.seed, l.history.num_generated(), eos_ids);
+      }
+    }
+    const std::uint64_t step_number = ++steps_started;
+    step_started_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count(),
+                          std::memory_order_release);
+    if (hooks.before_execute) hooks.before_execute(step_number);
     auto out = backend->execute(plan);
+    if (out && hooks.fail_step && hooks.fail_step(step_number))
+      out = fail(BackendError{BackendError::Kind::device_fault, "injected device fault (test hook)"});
+    step_started_ns.store(0, std::memory_order_release);
     if (!out) {
       // The step's KV pages are unspecified: every request in flight is failed rather than continued on
       // damaged state. A device fault also marks the engine unhealthy.
@@ -358,7 +388,8 @@ void Engine::Impl::loop() {
       auto it = live.find(id);
       if (it == live.end()) continue;  // cancelled meanwhile; on_step_done skips it
       Live& l = it->second;
-      if (!o.token_ids.empty()) {
+      // A device-sampled row has no logits; rows that need the host sampler come back with theirs.
+      if (!o.has_logits(r) && !o.token_ids.empty()) {
         sampled[r] = o.token_ids[r];
         continue;
       }

@@ -12,7 +12,9 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -22,6 +24,11 @@
 #include "engine/util/result.h"
 
 namespace sluice {
+
+// Where the model runs. automatic: the GPU when the build has CUDA and a device is visible, else the CPU.
+enum class EngineDevice : std::uint8_t { automatic, cpu, cuda };
+// "auto", "cpu", "cuda"; nullopt for anything else.
+std::optional<EngineDevice> parse_engine_device(std::string_view name);
 
 struct EngineConfig {
   std::string model_path;            // a GGUF file or a Hugging Face model directory
@@ -35,6 +42,9 @@ struct EngineConfig {
   std::uint32_t max_model_len = 0;   // 0 = the model's context length
   bool enable_chunked_prefill = true;
   std::uint32_t max_waiting = 256;   // queued requests beyond which submit() answers overloaded
+  EngineDevice device = EngineDevice::automatic;
+  double gpu_memory_utilization = 0.90;  // cuda: fraction of the GPU's total memory the engine may use
+  bool enforce_eager = false;            // cuda: never capture CUDA graphs
 };
 
 struct EngineError {
@@ -72,6 +82,10 @@ struct EngineStats {
   std::uint64_t kv_blocks_free = 0;
   double last_step_seconds = 0;
   std::uint64_t generated_tokens = 0;
+  // Memory the backend holds on its device (the GPU; for the CPU backend, host memory of the KV cache).
+  std::uint64_t weight_bytes = 0;
+  std::uint64_t kv_cache_bytes = 0;
+  std::uint64_t other_bytes = 0;  // activations, scratch, graphs, library workspaces
   bool healthy = true;
 };
 
@@ -90,9 +104,14 @@ class Engine {
   std::vector<std::int32_t> encode_text(std::string_view text) const;
 
   const std::string& model_name() const { return model_name_; }
+  // The backend serving the model: "cpu" or "cuda"; and one line on why and how (memory plan), for the log.
+  std::string_view backend_name() const;
+  const std::string& backend_note() const { return backend_note_; }
   std::uint32_t max_model_len() const { return max_model_len_; }
   std::uint32_t vocab_size() const;
   EngineStats stats() const;
+  // Any thread: how long the step now running has been running, 0 between steps (the watchdog's input).
+  double current_step_seconds() const;
 
  private:
   struct Impl;
@@ -100,6 +119,7 @@ class Engine {
   std::unique_ptr<Impl> impl_;
   std::string model_name_;
   std::uint32_t max_model_len_ = 0;
+  std::string backend_note_;
 };
 
 }  // namespace sluice

@@ -45,6 +45,9 @@ class CpuBackend final : public Backend {
   std::uint32_t block_size() const override { return layout_.block_size; }
   std::uint32_t max_batched_tokens() const override { return options_.max_batched_tokens; }
   std::string_view name() const override { return "cpu"; }
+  BackendMemory memory() const override {
+    return BackendMemory{0, std::uint64_t{2} * layout_.total_elements() * sizeof(float), 0};
+  }
   unsigned threads() const { return pool_.size(); }
 
  private:

@@ -20,11 +20,15 @@ namespace asio = boost::asio;
 namespace {
 constexpr std::string_view kJson = "application/json";
 
-std::string status_body(std::string_view status) {
+std::string status_body(std::string_view status, std::string_view reason = {}) {
   JsonWriter w;
   w.begin_object();
   w.key("status");
   w.string(status);
+  if (!reason.empty()) {
+    w.key("reason");
+    w.string(reason);
+  }
   w.end_object();
   return w.take();
 }
@@ -50,8 +54,11 @@ asio::awaitable<void> AdminRoutes::handle(Exchange& ex) {
     co_await ex.respond(200, status_body("ok"), kJson);
   } else if (r.path == "/ready") {
     if (!get) co_return co_await method_not_allowed(ex, "GET");
-    const bool ready = ready_ && !draining_ && policies_.current() != nullptr;
-    co_await ex.respond(ready ? 200 : 503, status_body(ready ? "ready" : draining_ ? "draining" : "starting"), kJson);
+    const bool started = ready_ && !draining_ && policies_.current() != nullptr;
+    const std::string unready = started && readiness_ ? readiness_() : std::string();
+    const bool ready = started && unready.empty();
+    const std::string_view status = ready ? "ready" : draining_ ? "draining" : !started ? "starting" : "unavailable";
+    co_await ex.respond(ready ? 200 : 503, status_body(status, unready), kJson);
   } else if (r.path == "/metrics") {
     if (!get) co_return co_await method_not_allowed(ex, "GET");
     if (refresh_) refresh_();

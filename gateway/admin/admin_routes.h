@@ -34,6 +34,10 @@ class AdminRoutes {
   // counted up to date.
   void on_metrics_scrape(std::function<void()> refresh) { refresh_ = std::move(refresh); }
   void set_draining() { draining_ = true; }
+  bool draining() const { return draining_; }
+  // /ready asks this once started: "" when traffic can be served, else why not (503 "unavailable" with the
+  // reason). Called on an I/O thread; must be cheap and thread-safe.
+  void set_readiness_check(std::function<std::string()> check) { readiness_ = std::move(check); }
 
  private:
   boost::asio::awaitable<void> reload(Exchange& ex);
@@ -48,6 +52,7 @@ class AdminRoutes {
   HealthRegistry& health_;
   std::string local_model_;
   std::function<void()> refresh_;
+  std::function<std::string()> readiness_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};
 };

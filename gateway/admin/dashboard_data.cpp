@@ -111,11 +111,12 @@ void write_engine(JsonWriter& w, const MetricsRegistry& m) {
   w.number(*running);
   for (auto [key, name] : {std::pair{"waiting", "sluice_engine_waiting_sequences"},
                            std::pair{"kv_cache_usage", "sluice_engine_kv_cache_usage"},
-                           std::pair{"preemptions", "sluice_engine_preemptions"},
                            std::pair{"step_seconds", "sluice_engine_step_seconds"}}) {
     w.key(key);
     w.number(gauge_of(m, name).value_or(0.0));
   }
+  w.key("preemptions");
+  w.number(static_cast<double>(m.counter_total("sluice_engine_preemptions_total")));
   w.key("healthy");
   w.boolean(gauge_of(m, "sluice_engine_healthy").value_or(1.0) != 0);
   w.end_object();

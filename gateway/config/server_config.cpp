@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "gateway/config/yaml_reader.h"
+#include "gateway/config/health_section.h"
 
 namespace sluice {
 
@@ -100,7 +101,7 @@ void read_engine(YamlReader& reader, const YAML::Node& node, int line, const std
   YamlMap m(reader, node, "engine",
             {"enabled", "model_path", "served_model_name", "chat_template", "threads", "kv_cache_bytes",
              "block_size", "max_num_seqs", "max_num_batched_tokens", "max_model_len", "enable_chunked_prefill",
-             "max_waiting"},
+             "max_waiting", "device", "gpu_memory_utilization", "enforce_eager"},
             line);
   if (!m.is_map()) return;
   m.read_bool("enabled", out.enabled);
@@ -113,6 +114,15 @@ void read_engine(YamlReader& reader, const YAML::Node& node, int line, const std
   m.read_integer("max_model_len", out.max_model_len, 0, 1 << 24);
   m.read_bool("enable_chunked_prefill", out.enable_chunked_prefill);
   m.read_integer("max_waiting", out.max_waiting, 1, 1 << 20);
+  m.read_number("gpu_memory_utilization", out.gpu_memory_utilization, 0.01, 1.0);
+  m.read_bool("enforce_eager", out.enforce_eager);
+  std::string device;
+  if (m.read_string("device", device)) {
+    if (device != "auto" && device != "cpu" && device != "cuda")
+      reader.error(m.line_of("device"), "engine.device: '" + device + "' is not one of auto, cpu, cuda");
+    else
+      out.device = std::move(device);
+  }
   std::string model_path;
   if (m.read_string("model_path", model_path))
     out.model_path = model_path.empty() ? std::string() : resolve_path(config_path, model_path);
@@ -147,11 +157,14 @@ void read_provider_timeouts(YamlReader& reader, const YAML::Node& node, int line
 }
 
 std::optional<ProviderConfig> read_provider(YamlReader& reader, const YAML::Node& node, int line,
-                                            const std::string& where, const std::string& config_path) {
+                                            const std::string& where, const std::string& config_path,
+                                            const HealthConfig& health_defaults) {
   YamlMap m(reader, node, where,
-            {"name", "base_url", "base_url_env", "api_key_env", "flavor", "pool_size", "tls", "timeouts"}, line);
+            {"name", "base_url", "base_url_env", "api_key_env", "flavor", "pool_size", "tls", "timeouts", "health"},
+            line);
   if (!m.is_map()) return std::nullopt;
   ProviderConfig p;
+  p.health = health_defaults;
   p.line = m.line();
   const std::size_t errors_before = reader.errors().size();
 
@@ -202,13 +215,15 @@ std::optional<ProviderConfig> read_provider(YamlReader& reader, const YAML::Node
   if (m.has("tls")) read_provider_tls(reader, m.value("tls"), m.line_of("tls"), where + ".tls", config_path, p);
   if (m.has("timeouts"))
     read_provider_timeouts(reader, m.value("timeouts"), m.line_of("timeouts"), where + ".timeouts", p);
+  if (m.has("health"))
+    read_provider_health(reader, m.value("health"), m.line_of("health"), where + ".health", p.health);
 
   if (reader.errors().size() != errors_before) return std::nullopt;
   return p;
 }
 
 void read_providers(YamlReader& reader, YamlMap& root, const std::string& config_path,
-                    std::vector<ProviderConfig>& out) {
+                    const HealthConfig& health_defaults, std::vector<ProviderConfig>& out) {
   const YAML::Node list = root.value("providers");
   if (list.IsNull()) return;
   if (!list.IsSequence()) {
@@ -219,7 +234,7 @@ void read_providers(YamlReader& reader, YamlMap& root, const std::string& config
   for (const YAML::Node& item : list) {
     const std::string where = "providers[" + std::to_string(index++) + "]";
     const int line = YamlReader::line_of(item) > 0 ? YamlReader::line_of(item) : root.line_of("providers");
-    auto p = read_provider(reader, item, line, where, config_path);
+    auto p = read_provider(reader, item, line, where, config_path, health_defaults);
     if (!p) continue;
     bool duplicate = false;
     for (const ProviderConfig& other : out) {
@@ -349,7 +364,7 @@ Result<ServerConfig, ConfigErrors> parse_server_config(const std::string& yaml_t
 
   ServerConfig config;
   config.path = path;
-  YamlMap root(reader, *doc, "", {"server", "auth", "policies", "engine", "providers", "supervisor"},
+  YamlMap root(reader, *doc, "", {"server", "auth", "policies", "engine", "providers", "supervisor", "health"},
             1);
   if (root.is_map()) {
     if (root.has("server")) read_server(reader, root.value("server"), root.line_of("server"), config.server);
@@ -357,7 +372,9 @@ Result<ServerConfig, ConfigErrors> parse_server_config(const std::string& yaml_t
     read_policies(reader, root, path, config.policy_files);
     if (root.has("engine"))
       read_engine(reader, root.value("engine"), root.line_of("engine"), path, config.engine);
-    if (root.has("providers")) read_providers(reader, root, path, config.providers);
+    // The health defaults first: providers start from them.
+    if (root.has("health")) read_health_section(reader, root.value("health"), root.line_of("health"), config.health);
+    if (root.has("providers")) read_providers(reader, root, path, config.health.defaults, config.providers);
     if (root.has("supervisor"))
       read_supervisor(reader, root.value("supervisor"), root.line_of("supervisor"), config.supervisor);
   }

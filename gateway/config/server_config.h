@@ -14,6 +14,7 @@
 
 #include "engine/util/result.h"
 #include "gateway/config/config_error.h"
+#include "gateway/health/target_health.h"
 
 namespace sluice {
 
@@ -53,6 +54,7 @@ struct ProviderConfig {
   std::size_t pool_size = 16;    // idle keep-alive connections kept per provider
   bool tls_verify = true;
   std::string ca_file;           // PEM bundle; "" = the system's trust store
+  HealthConfig health;           // circuit breaker (top-level `health:` defaults + own overrides) and probe
   Millis connect_timeout{5'000};
   Millis first_byte_timeout{30'000};
   Millis total_timeout{300'000};
@@ -72,6 +74,9 @@ struct EngineSection {
   std::uint32_t max_model_len = 0;   // 0 = the model's context length
   bool enable_chunked_prefill = true;
   std::uint32_t max_waiting = 256;   // queued requests beyond which the engine reports overloaded
+  std::string device = "auto";       // "auto" | "cpu" | "cuda" (validated when read)
+  double gpu_memory_utilization = 0.90;  // cuda: fraction of the GPU's total memory the engine may use
+  bool enforce_eager = false;        // cuda: never capture CUDA graphs
 };
 
 // `sluice serve --supervise`: how the parent watches and restarts its worker process.
@@ -85,11 +90,18 @@ struct SupervisorSection {
   Millis crash_loop_window{60'000};
 };
 
+// `health:` at the top level: circuit-breaker defaults of every target, and the engine watchdog.
+struct HealthSection {
+  HealthConfig defaults;
+  Millis engine_watchdog{10'000};  // a local engine step running longer marks `local` unhealthy; 0 = off
+};
+
 struct ServerConfig {
   std::string path;              // the file it was read from
   ServerSection server;
   AuthSection auth;
   SupervisorSection supervisor;
+  HealthSection health;
   std::vector<std::string> policy_files;   // resolved against the config file's directory
   std::vector<ProviderConfig> providers;
   EngineSection engine;

@@ -57,10 +57,9 @@ class Counter;
 class Gauge;
 class MetricsRegistry;
 
-// Active probe settings. YAML keys (when the config parser adds them): path, interval_ms, timeout_ms,
-// healthy_threshold, unhealthy_threshold, enabled.
+// Active probe settings (config/README.md, providers[].health.probe).
 struct ProbeConfig {
-  std::string path = "/v1/models";
+  std::string path = "/models";  // an API path: BaseUrl::api_target places it
   std::chrono::milliseconds interval{5'000};
   std::chrono::milliseconds timeout{2'000};
   int healthy_threshold = 2;

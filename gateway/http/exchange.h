@@ -3,6 +3,7 @@
 // Thread: every method runs on the connection's strand.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -22,6 +23,7 @@ struct IncomingRequest {
   std::string body;
   std::string authorization;  // the Authorization header, "" if absent
   std::string content_type;   // the Content-Type header, "" if absent
+  std::chrono::steady_clock::time_point received_at{};  // when the whole request (body included) was read
 };
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;

@@ -311,6 +311,7 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> conn) {
     req.path = path_of(req.target);
     req.authorization = std::string(msg[http::field::authorization]);
     req.content_type = std::string(msg[http::field::content_type]);
+    req.received_at = std::chrono::steady_clock::now();
     req.body = std::move(msg.body());
     const bool keep_alive = msg.keep_alive() && !draining_;
     ExchangeImpl ex(stream, std::move(req), keep_alive, msg.version(), limits_, responses_);

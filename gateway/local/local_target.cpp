@@ -1,5 +1,7 @@
 #include "gateway/local/local_target.h"
 
+#include <mutex>
+
 #include <fmt/format.h>
 
 #include "engine/core/engine.h"
@@ -9,34 +11,65 @@ namespace sluice {
 
 namespace {
 
-// Relays one engine request to the Sink. Called on the engine thread.
-class SinkStream final : public GenerationStream {
+ErrorKind to_error_kind(GenerationErrorKind k) {
+  switch (k) {
+    case GenerationErrorKind::overloaded: return ErrorKind::overloaded;
+    case GenerationErrorKind::context_too_long: return ErrorKind::context_too_long;
+    case GenerationErrorKind::invalid: return ErrorKind::unsupported;
+    case GenerationErrorKind::cancelled: return ErrorKind::cancelled;
+    case GenerationErrorKind::internal: return ErrorKind::internal;
+  }
+  return ErrorKind::internal;
+}
+
+}  // namespace
+
+// Relays one engine request to the Sink. The engine calls it on the engine thread; abandon() comes from a
+// gateway thread. Once abandoned (or ended) the Sink is never touched again: the dispatcher may already have
+// moved on and destroyed it, while the engine still holds this stream until it processes the cancel.
+class LocalTarget::SinkStream final : public GenerationStream {
  public:
-  explicit SinkStream(Sink& sink) : sink_(sink) {}
-  void on_text(std::string text, std::int32_t tokens) override { sink_.delta(Delta{std::move(text), {}, tokens}); }
+  explicit SinkStream(Sink& sink) : sink_(&sink) {}
+  void on_text(std::string text, std::int32_t tokens) override {
+    std::lock_guard lock(mu_);
+    if (sink_ == nullptr) return;
+    started_ = true;
+    sink_->delta(Delta{std::move(text), {}, tokens});
+  }
   void on_finish(std::string_view reason, std::int64_t prompt_tokens, std::int64_t completion_tokens) override {
-    sink_.usage(Usage{prompt_tokens, completion_tokens});
-    sink_.finish(std::string(reason));
+    std::lock_guard lock(mu_);
+    if (sink_ == nullptr) return;
+    sink_->usage(Usage{prompt_tokens, completion_tokens});
+    sink_->finish(std::string(reason));
+    sink_ = nullptr;
   }
   void on_error(GenerationErrorKind kind, std::string message) override {
-    sink_.error(TargetError{to_error_kind(kind), std::move(message)});
+    std::lock_guard lock(mu_);
+    if (sink_ == nullptr) return;
+    sink_->error(TargetError{to_error_kind(kind), std::move(message)});
+    sink_ = nullptr;
   }
-  bool has_room() const override { return sink_.has_room(); }
-
-  static ErrorKind to_error_kind(GenerationErrorKind k) {
-    switch (k) {
-      case GenerationErrorKind::overloaded: return ErrorKind::overloaded;
-      case GenerationErrorKind::context_too_long: return ErrorKind::context_too_long;
-      case GenerationErrorKind::invalid: return ErrorKind::unsupported;
-      case GenerationErrorKind::cancelled: return ErrorKind::cancelled;
-      case GenerationErrorKind::internal: return ErrorKind::internal;
-    }
-    return ErrorKind::internal;
+  bool has_room() const override {
+    std::lock_guard lock(mu_);
+    return sink_ == nullptr || sink_->has_room();
+  }
+  // Ends the request with `unavailable` (a fallback trigger) if it has produced no output yet; a request
+  // that already streamed text keeps waiting for the engine (it can no longer move elsewhere).
+  bool abandon(const std::string& reason) {
+    std::lock_guard lock(mu_);
+    if (sink_ == nullptr || started_) return false;
+    sink_->error(TargetError{ErrorKind::unavailable, reason});
+    sink_ = nullptr;
+    return true;
   }
 
  private:
-  Sink& sink_;
+  mutable std::mutex mu_;
+  Sink* sink_;
+  bool started_ = false;
 };
+
+namespace {
 
 // What the engine cannot do (yet) for this request; "" when it can serve it.
 std::string unsupported_reason(const ApiRequest& r) {
@@ -111,13 +144,35 @@ void LocalTarget::start(RequestContext& ctx, Sink& sink) {
   p.stop_token_ids = r.stop_token_ids;
   p.include_stop_str_in_output = r.include_stop_str_in_output;
 
-  g.stream = std::make_shared<SinkStream>(sink);
+  auto stream = std::make_shared<SinkStream>(sink);
+  g.stream = stream;
   auto id = engine_->submit(std::move(g));
+  if (id) {
+    std::lock_guard lock(mu_);
+    std::erase_if(live_, [](const auto& entry) { return entry.second.expired(); });
+    live_.emplace_back(id.value(), stream);
+  }
   if (!id) {
-    sink.error(TargetError{SinkStream::to_error_kind(id.error().first), id.error().second});
+    sink.error(TargetError{to_error_kind(id.error().first), id.error().second});
     return;
   }
   ctx.cancel.on_cancel([engine = engine_, rid = id.value()] { engine->cancel(rid); });
+}
+
+std::size_t LocalTarget::abandon_unstarted(const std::string& reason) {
+  std::vector<std::pair<std::uint64_t, std::shared_ptr<SinkStream>>> streams;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, weak] : live_)
+      if (auto s = weak.lock()) streams.emplace_back(id, std::move(s));
+  }
+  std::size_t n = 0;
+  for (auto& [id, s] : streams) {
+    if (!s->abandon(reason)) continue;
+    engine_->cancel(id);  // frees its KV blocks once the engine runs again
+    ++n;
+  }
+  return n;
 }
 
 }  // namespace sluice

@@ -4,8 +4,13 @@
 // thread-safe. Cancelling the request context cancels the engine request, which frees its KV blocks.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gateway/core/target.h"
 
@@ -19,9 +24,17 @@ class LocalTarget final : public Target {
   const std::string& name() const override { return name_; }
   void start(RequestContext& ctx, Sink& sink) override;
 
+  // Ends every request that has produced no output yet with `unavailable` (so the dispatcher falls back) and
+  // cancels it in the engine. For a hung engine (the watchdog): requests queued behind a stuck step move on
+  // instead of waiting for it. Returns how many were ended. Any thread.
+  std::size_t abandon_unstarted(const std::string& reason);
+
  private:
+  class SinkStream;
   std::string name_ = "local";
   std::shared_ptr<Engine> engine_;
+  std::mutex mu_;
+  std::vector<std::pair<std::uint64_t, std::weak_ptr<SinkStream>>> live_;  // submitted requests
 };
 
 }  // namespace sluice

@@ -137,6 +137,8 @@ asio::awaitable<void> Dispatcher::handle(Exchange& ex, Endpoint endpoint) {
   }
 
   auto limiter = admission_.limiter(route->name);
+  const auto queue_begin = Clock::now();
+  Clock::duration queued{0};
   if (limiter) {
     auto timer = std::make_shared<asio::steady_timer>(ex.executor(), route->limits.queue_timeout);
     auto granted = std::make_shared<std::atomic<bool>>(false);
@@ -158,6 +160,7 @@ asio::awaitable<void> Dispatcher::handle(Exchange& ex, Endpoint endpoint) {
     }
     if (admit == ConcurrencyLimiter::Admit::queued) {
       co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+      queued = Clock::now() - queue_begin;
       if (!granted->load() && limiter->cancel(ticket)) {
         metrics_.counter("sluice_limiter_rejections_total", "requests rejected by a limit",
                          {{"route", route->name}, {"limit", "route_queue_timeout"}}).inc();
@@ -175,10 +178,11 @@ asio::awaitable<void> Dispatcher::handle(Exchange& ex, Endpoint endpoint) {
     }
   } release{limiter};
 
-  co_await run(ex, req, *route, client, estimate);
+  co_await run(ex, req, *route, queued, client, estimate);
 }
 
 asio::awaitable<void> Dispatcher::run(Exchange& ex, const ApiRequest& req, const Route& route,
+                                      std::chrono::steady_clock::duration queued,
                                       const std::string& client, double estimate) {
   const auto t0 = Clock::now();
   const auto deadline = t0 + opts_.request_timeout;
@@ -196,6 +200,7 @@ asio::awaitable<void> Dispatcher::run(Exchange& ex, const ApiRequest& req, const
   std::string last_target = "none";
   bool stream_started = false;
   bool first_chunk = true;
+  bool overhead_recorded = false;
   bool done = false;
   int status = 0;
 
@@ -272,6 +277,13 @@ asio::awaitable<void> Dispatcher::run(Exchange& ex, const ApiRequest& req, const
         std::string body_raw;
         std::string text;
         bool client_gone = false;
+        if (!overhead_recorded && ex.request().received_at != Clock::time_point{}) {
+          overhead_recorded = true;
+          metrics_.histogram("sluice_gateway_overhead_seconds", "request read to hand-off to the first target",
+                             {{"route", route.name}})
+              .observe(std::chrono::duration<double>(Clock::now() - ex.request().received_at - queued).count());
+        }
+        std::optional<Clock::time_point> last_delta_at;
         target->start(*ctx, *chan);
         for (;;) {
           TargetEvent ev = co_await chan->next();
@@ -282,6 +294,12 @@ asio::awaitable<void> Dispatcher::run(Exchange& ex, const ApiRequest& req, const
               else text += d->text;
               continue;
             }
+            const auto delta_at = Clock::now();
+            if (last_delta_at)
+              metrics_.histogram("sluice_inter_token_latency_seconds", "time between streamed chunks",
+                                 {{"route", route.name}, {"target", pt.provider}})
+                  .observe(std::chrono::duration<double>(delta_at - *last_delta_at).count());
+            last_delta_at = delta_at;
             if (!stream_started) {
               stream_started = true;
               metrics_.histogram("sluice_time_to_first_token_seconds", "time to the first streamed byte",

@@ -37,7 +37,9 @@ class Dispatcher {
 
  private:
   struct Attempt;
+  // `queued`: how long the request waited for a concurrency slot (not the gateway's own overhead).
   boost::asio::awaitable<void> run(Exchange& ex, const ApiRequest& req, const Route& route,
+                                   std::chrono::steady_clock::duration queued,
                                    const std::string& client, double estimate);
   int pick(const Route& route, const std::vector<bool>& tried);
 

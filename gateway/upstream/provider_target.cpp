@@ -32,6 +32,7 @@
 #include "gateway/api/request.h"
 #include "gateway/upstream/base_url.h"
 #include "gateway/upstream/connection_pool.h"
+#include "gateway/upstream/provider_target_impl.h"
 #include "gateway/upstream/sse_parser.h"
 #include "gateway/upstream/tls_context.h"
 
@@ -42,29 +43,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using Clock = std::chrono::steady_clock;
 using ms = std::chrono::milliseconds;
-
-struct ProviderTargetImpl {
-  ProviderTargetImpl(ProviderConfig c, std::string key, ProviderTargetOptions o, BaseUrl u,
-                     std::shared_ptr<net::ssl::context> t)
-      : config(std::move(c)),
-        api_key(std::move(key)),
-        options(o),
-        url(std::move(u)),
-        tls(std::move(t)),
-        pool(PoolOptions{config.pool_size, o.pool_idle_timeout}) {}
-
-  ProviderConfig config;
-  std::string api_key;
-  ProviderTargetOptions options;
-  BaseUrl url;
-  std::shared_ptr<net::ssl::context> tls;  // null for http:// base URLs
-  ConnectionPool pool;
-  std::atomic<std::uint64_t> requests{0};
-  std::atomic<std::uint64_t> connects{0};
-  std::atomic<std::uint64_t> reuses{0};
-  std::atomic<std::uint64_t> stale_retries{0};
-  std::atomic<std::uint64_t> cancel_closes{0};
-};
 
 namespace {
 

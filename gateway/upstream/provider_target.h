@@ -32,6 +32,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -80,6 +81,12 @@ class ProviderTarget final : public Target {
   std::uint64_t cancel_closes() const;     // connections closed because the request was cancelled
   std::int64_t open_connections() const;   // connected sockets now, idle or in use
   std::size_t idle_connections() const;    // sockets waiting in the pool now
+
+  // One active health probe (provider_probe.cpp): GET the API path `config.path` on a fresh connection of its
+  // own (never pooled, so a probe sees what a new request would: DNS, connect, TLS), with the provider's key.
+  // A 2xx answer within `config.timeout` is a success. `done(ok, error)` is called once, on `executor`.
+  void probe(const boost::asio::any_io_executor& executor, const ProbeConfig& config,
+             std::function<void(bool ok, std::string error)> done);
 
  private:
   explicit ProviderTarget(std::shared_ptr<ProviderTargetImpl> impl);

@@ -187,6 +187,7 @@ class MockUpstream:
     def __init__(self, certs: Certs, wrong_host: bool = False, name: str = "mock", plain: bool = False):
         self.name = name
         self.plain = plain  # plain HTTP instead of TLS (to tell TLS problems from others)
+        self.models_status = 200  # what GET .../models (the health probes' default path) answers
         self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         if wrong_host:
             self._ctx.load_cert_chain(certs.wrong_cert, certs.wrong_key)
@@ -370,7 +371,10 @@ class MockUpstream:
             body = {}
         b = self.behavior_for(body.get("model") if isinstance(body.get("model"), str) else None)
         if req.path.endswith("/models") and req.method == "GET":
-            conn.send_response(200, json.dumps({"object": "list", "data": []}).encode())
+            if self.models_status == 200:
+                conn.send_response(200, json.dumps({"object": "list", "data": []}).encode())
+            else:
+                conn.send_response(self.models_status, json.dumps({"error": {"message": "down"}}).encode())
             return True
         if b.header_delay:
             conn.wait_or_closed(b.header_delay)

@@ -46,6 +46,16 @@ def sluice_bin() -> str:
     return path
 
 
+def fault_bin() -> str:
+    """The gateway built with engine fault hooks (tests/hooks/install_fault_hooks.cpp)."""
+    path = os.environ.get("SLUICE_FAULT_BIN")
+    if not path:
+        path = str(Path(sluice_bin()).parent / "sluice-fault-hooks")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"sluice-fault-hooks not found ({path!r}); build the `sluice-fault-hooks` target")
+    return path
+
+
 # --------------------------------------------------------------------------------------------------------
 # YAML (block style; strings are JSON-quoted, which YAML reads as double-quoted scalars)
 
@@ -105,7 +115,8 @@ def key_value(provider: str) -> str:
 
 
 def provider_entry(name: str, base_url: str, ca_file: Optional[str] = None, verify: bool = True,
-                   timeouts: Optional[dict] = None, pool_size: int = 4, api_key: bool = True) -> dict:
+                   timeouts: Optional[dict] = None, pool_size: int = 4, api_key: bool = True,
+                   health: Optional[dict] = None) -> dict:
     p: dict = {"name": name, "base_url": base_url}
     if api_key:
         p["api_key_env"] = key_env(name)
@@ -115,6 +126,8 @@ def provider_entry(name: str, base_url: str, ca_file: Optional[str] = None, veri
     p["tls"] = tls
     p["timeouts"] = dict({"connect_ms": 2000, "first_byte_ms": 10000, "total_ms": 20000}, **(timeouts or {}))
     p["pool_size"] = pool_size
+    if health is not None:
+        p["health"] = health
     return p
 
 
@@ -166,7 +179,8 @@ class Sluice:
     (stdout, which also carries the log) and sluice.stderr."""
 
     def __init__(self, workdir: Path, config: dict, policies: dict[str, Union[str, dict]],
-                 env: Optional[dict] = None, log_level: str = "debug", args: Optional[list[str]] = None):
+                 env: Optional[dict] = None, log_level: str = "debug", args: Optional[list[str]] = None,
+                 binary: Optional[str] = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = self.workdir / "config.yaml"
@@ -180,6 +194,7 @@ class Sluice:
         self.env.update(env or {})
         self.log_level = log_level
         self.args = list(args or [])  # extra `sluice serve` flags
+        self.binary = binary  # None: sluice_bin()
         self.proc: Optional[subprocess.Popen] = None
         self.port: Optional[int] = None
         self.stdout_path = self.workdir / "sluice.stdout"
@@ -193,7 +208,7 @@ class Sluice:
     def start(self, timeout: float = START_TIMEOUT) -> "Sluice":
         stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
-            [sluice_bin(), "serve", "--config", str(self.config_path), "--port", "0", "--log-level",
+            [self.binary or sluice_bin(), "serve", "--config", str(self.config_path), "--port", "0", "--log-level",
              self.log_level, *self.args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, env=self.env, cwd=self.workdir,
             preexec_fn=_die_with_parent)
@@ -725,14 +740,16 @@ def sluice_factory(tmp_path, certs, request):
     Every provider gets an API key in the environment (sluice_harness.key_value(name)) and trusts the test
     CA unless its spec says otherwise; `provider_options` merges extra provider_entry() arguments by name.
     `policies` replaces the generated policy.yaml entirely ({file name: content}). `args` adds `sluice serve`
-    flags (e.g. ["--supervise"]); `supervisor` becomes the config's supervisor section."""
+    flags (e.g. ["--supervise"]); `supervisor` and `health` become the config's sections of those names;
+    `binary` replaces the sluice executable (fault_bin() for the fault-hook tests)."""
     started: list[Sluice] = []
 
     def start(providers: dict[str, ProviderSpec], routes: Optional[list] = None,
               policies: Optional[dict] = None, server: Optional[dict] = None, auth: Optional[dict] = None,
               env: Optional[dict] = None, provider_options: Optional[dict] = None,
               run: bool = True, engine: Optional[dict] = None, args: Optional[list[str]] = None,
-              supervisor: Optional[dict] = None) -> Sluice:
+              supervisor: Optional[dict] = None, health: Optional[dict] = None,
+              binary: Optional[str] = None) -> Sluice:
         entries = []
         full_env = {}
         for name, spec in providers.items():
@@ -752,7 +769,9 @@ def sluice_factory(tmp_path, certs, request):
         cfg = server_config(list(policies.keys()), entries, server, auth, engine)
         if supervisor:
             cfg["supervisor"] = supervisor
-        s = Sluice(workdir, cfg, policies, full_env, args=args)
+        if health:
+            cfg["health"] = health
+        s = Sluice(workdir, cfg, policies, full_env, args=args, binary=binary)
         started.append(s)
         if run:
             s.start()

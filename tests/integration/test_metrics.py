@@ -51,6 +51,16 @@ def test_counters_match_traffic(sluice_factory, primary, backup):
     assert v("sluice_tokens_out_total", target="primary") == 3 * 5
     assert v("sluice_tokens_in_total", target="backup") == 7 * 3
     assert v("sluice_tokens_out_total", target="backup") == 2 * 3
+    # Histograms: one gateway-overhead sample per request handed to a target (4 + 2 + 1 + 1); the one stream
+    # of 3 chunks gave 3 chunks (plus the usage-only chunk sluice asked for) and so at least 2 gaps.
+    assert v("sluice_gateway_overhead_seconds_count") == 8
+    assert 0 < v("sluice_gateway_overhead_seconds_sum") < 8 * 0.5
+    assert v("sluice_inter_token_latency_seconds_count", route="r_ok", target="primary") >= 2
+    assert v("sluice_inter_token_latency_seconds_count", route="r_fb") == 0  # no streams there
+    assert v("sluice_time_to_first_token_seconds_count", route="r_ok", target="primary") == 1
+    # Pool gauges: keep-alive connections to each provider, all idle once the traffic is over.
+    assert v("sluice_upstream_connections", target="primary", state="open") >= 1
+    assert v("sluice_upstream_connections", target="backup", state="idle") >= 1
     # The upstream saw exactly what the counters claim.
     assert primary.request_count() == 5 + 2 + 3  # ok traffic, r_fb attempts, r_retry attempts
     assert backup.request_count() == 3

@@ -58,6 +58,9 @@ TEST(ServerConfigTest, EmptyFileGivesDefaults) {
   EXPECT_TRUE(c.policy_files.empty());
   EXPECT_TRUE(c.providers.empty());
   EXPECT_FALSE(c.engine.enabled);
+  EXPECT_EQ(c.engine.device, "auto");
+  EXPECT_DOUBLE_EQ(c.engine.gpu_memory_utilization, 0.90);
+  EXPECT_FALSE(c.engine.enforce_eager);
   EXPECT_EQ(c.auth.client_keys_env, "");
 }
 
@@ -86,6 +89,9 @@ engine:
   enabled: true
   model_path: models/m.gguf
   served_model_name: tiny
+  device: cuda
+  gpu_memory_utilization: 0.5
+  enforce_eager: true
 providers:
   - name: up-1
     base_url: https://api.example.com/v1
@@ -116,6 +122,9 @@ providers:
   EXPECT_TRUE(c.engine.enabled);
   EXPECT_EQ(c.engine.model_path, "/etc/sluice/models/m.gguf");
   EXPECT_EQ(c.engine.served_model_name, "tiny");
+  EXPECT_EQ(c.engine.device, "cuda");
+  EXPECT_DOUBLE_EQ(c.engine.gpu_memory_utilization, 0.5);
+  EXPECT_TRUE(c.engine.enforce_eager);
   ASSERT_EQ(c.providers.size(), 2u);
   const ProviderConfig& p = c.providers[0];
   EXPECT_EQ(p.name, "up-1");
@@ -129,7 +138,7 @@ providers:
   EXPECT_EQ(p.connect_timeout, Millis(100));
   EXPECT_EQ(p.first_byte_timeout, Millis(200));
   EXPECT_EQ(p.total_timeout, Millis(300));
-  EXPECT_EQ(p.line, 26);  // the raw string starts with a newline
+  EXPECT_EQ(p.line, 29);  // the raw string starts with a newline
   const ProviderConfig& q = c.providers[1];
   EXPECT_EQ(q.name, "env_one");
   EXPECT_EQ(q.base_url, "");
@@ -205,6 +214,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"bool_text", "engine:\n  enabled: maybe\n", 2, "engine.enabled: expected true or false, got 'maybe'"},
         BadCase{"engine_no_model", "engine:\n  enabled: true\n", 2, "engine.model_path is required"},
         BadCase{"served_glob", "engine:\n  served_model_name: a*\n", 2, "must not contain"},
+        BadCase{"engine_device", "engine:\n  enabled: false\n  device: gpu\n", 3,
+                "engine.device: 'gpu' is not one of auto, cpu, cuda"},
+        BadCase{"gpu_utilization", "engine:\n  gpu_memory_utilization: 1.5\n", 2,
+                "gpu_memory_utilization: 1.5 is out of range"},
+        BadCase{"enforce_eager", "engine:\n  enforce_eager: sometimes\n", 2, "engine.enforce_eager"},
         BadCase{"env_name", "auth:\n  client_keys_env: not a name\n", 2, "is not an environment variable name"},
         BadCase{"policies_map", "policies: {a: 1}\n", 1, "policies: expected a list, got a map"},
         BadCase{"policies_item_map", "policies:\n  - {a: 1}\n", 2, "policies[0]: expected a string, got a map"},
@@ -229,6 +243,18 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"provider_duplicate",
                 "providers:\n  - name: a\n    base_url: https://h\n  - name: a\n    base_url: https://i\n", 4,
                 "duplicate provider name 'a' (first at line 2)"},
+        BadCase{"health_ratio", "health:\n  failure_ratio: 1.5\n", 2, "health.failure_ratio: 1.5 is out of range"},
+        BadCase{"health_open_order", "health:\n  open_ms: 9000\n  max_open_ms: 1000\n", 3,
+                "health.max_open_ms (1000) must not be below health.open_ms (9000)"},
+        BadCase{"health_min_requests", "health:\n  window: 5\n  min_requests: 6\n", 3, "must not exceed"},
+        BadCase{"health_unknown", "health:\n  probe: {}\n", 2, "unknown key 'probe'"},
+        BadCase{"health_watchdog", "health:\n  engine_watchdog_ms: -1\n", 2, "engine_watchdog_ms: -1 is out of range"},
+        BadCase{"probe_path", "providers:\n  - name: a\n    base_url: https://h\n    health:\n      probe:\n"
+                "        path: models\n", 6, "providers[0].health.probe.path: 'models' must start with '/'"},
+        BadCase{"probe_interval", "providers:\n  - name: a\n    base_url: https://h\n    health:\n      probe:\n"
+                "        interval_ms: 5\n", 6, "interval_ms: 5 is out of range"},
+        BadCase{"provider_health_key", "providers:\n  - name: a\n    base_url: https://h\n    health:\n"
+                "      engine_watchdog_ms: 5\n", 5, "unknown key 'engine_watchdog_ms'"},
         BadCase{"syntax", "server:\n  port: [1\n  host: x\n", 3, "invalid YAML"}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return std::string(info.param.name); });
 
@@ -349,4 +375,61 @@ TEST(ServerConfigTest, ResolveEnvFillsBaseUrls) {
 }
 
 }  // namespace
+TEST(ServerConfigTest, HealthDefaultsApplyToProvidersAndProvidersOverrideThem) {
+  const ServerConfig c = parse_ok(R"(health:
+  failure_threshold: 3
+  failure_ratio: 0.25
+  window: 40
+  min_requests: 20
+  open_ms: 2000
+  max_open_ms: 30000
+  half_open_max_probes: 2
+  engine_watchdog_ms: 1500
+providers:
+  - name: a
+    base_url: https://a
+  - name: b
+    base_url: https://b
+    health:
+      failure_threshold: 9
+      probe:
+        path: /health
+        interval_ms: 250
+        timeout_ms: 100
+        healthy_threshold: 4
+        unhealthy_threshold: 5
+)");
+  ASSERT_EQ(c.providers.size(), 2u);
+  EXPECT_EQ(c.health.engine_watchdog.count(), 1500);
+  EXPECT_EQ(c.health.defaults.failure_threshold, 3);
+  const HealthConfig& a = c.providers[0].health;
+  EXPECT_EQ(a.failure_threshold, 3);
+  EXPECT_DOUBLE_EQ(a.failure_ratio, 0.25);
+  EXPECT_EQ(a.window, 40);
+  EXPECT_EQ(a.min_requests, 20);
+  EXPECT_EQ(a.open_duration.count(), 2000);
+  EXPECT_EQ(a.max_open_duration.count(), 30000);
+  EXPECT_EQ(a.half_open_max_probes, 2);
+  EXPECT_FALSE(a.probe.enabled);
+  const HealthConfig& b = c.providers[1].health;
+  EXPECT_EQ(b.failure_threshold, 9);       // its own
+  EXPECT_EQ(b.open_duration.count(), 2000);  // the default
+  EXPECT_TRUE(b.probe.enabled);            // naming the probe map turns it on
+  EXPECT_EQ(b.probe.path, "/health");
+  EXPECT_EQ(b.probe.interval.count(), 250);
+  EXPECT_EQ(b.probe.timeout.count(), 100);
+  EXPECT_EQ(b.probe.healthy_threshold, 4);
+  EXPECT_EQ(b.probe.unhealthy_threshold, 5);
+}
+
+TEST(ServerConfigTest, HealthDefaultsWithoutSection) {
+  const ServerConfig c = parse_ok("providers:\n  - name: a\n    base_url: https://a\n    health:\n      probe:\n"
+                                  "        enabled: false\n");
+  EXPECT_EQ(c.health.engine_watchdog.count(), 10'000);
+  const HealthConfig d;
+  EXPECT_EQ(c.providers[0].health.failure_threshold, d.failure_threshold);
+  EXPECT_FALSE(c.providers[0].health.probe.enabled);
+  EXPECT_EQ(c.providers[0].health.probe.path, "/models");
+}
+
 }  // namespace sluice
