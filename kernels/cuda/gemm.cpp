@@ -14,6 +14,16 @@
 // its 4-byte slot (one strided 2D copy) is the exact conversion. Both are stream operations, so the call stays
 // graph-capturable.
 //
+// Small m (decode batches of up to kGemvMaxRows rows) goes to the GEMV kernel of gemv.h instead when its
+// alignment rules allow and the measurements say it wins. On an H200, weights streamed from HBM, one call
+// each: cuBLASLt takes about 6-7 us for anything up to ~12 MiB of weights, the GEMV kernel about 3.3-4 us
+// for the projections of a 135M model (up to 4 MiB), 13.0 us against 13.6 us for 4096×4096 at m = 1; from
+// there on cuBLASLt streams as fast or faster (5-20% on the 8B MLP and LM head), and at m = 2..8 the kernel's
+// activation traffic (m/R bytes per weight byte) makes it lose ever earlier. Narrow outputs with long rows
+// (2048×8192: 15.8 us against 13.6 us) give it too few warps, hence the n bound of the m = 1 case.
+// The environment variable SLUICE_GEMV overrides the choice: 0 sends every shape to cuBLASLt, 1 every shape
+// the kernel accepts to the kernel (to compare the two).
+//
 // One plan (descriptors + heuristic algorithm) is cached per shape, leading dimensions, output type, flags
 // and pointer alignment; the first call of a shape runs the heuristic (host work only), later calls only
 // launch. Callers that capture CUDA graphs run each shape once eagerly first.
@@ -21,10 +31,13 @@
 
 #include <cublasLt.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <unordered_map>
 #include <vector>
 
 #include "kernels/cuda/device_error.h"
+#include "kernels/cuda/gemv.h"
 
 namespace sluice::cuda {
 
@@ -40,6 +53,16 @@ std::uint32_t pointer_alignment(const void* p) {
   while (a > 1 && addr % a != 0) a /= 2;
   return a;
 }
+
+// Whether the GEMV kernel is expected to beat cuBLASLt for m rows against an n×k weight (see above).
+bool small_m_wins(std::uint32_t m, std::uint32_t n, std::uint32_t k) {
+  const std::uint64_t weights = std::uint64_t{n} * k;
+  if (m == 1 && n >= 4096 && weights <= (std::uint64_t{1} << 24)) return true;
+  if (m <= 4) return weights <= (std::uint64_t{1} << 21);
+  return m <= kGemvMaxRows && weights <= (std::uint64_t{1} << 19);
+}
+
+enum class SmallM { measured, never, always };
 
 struct PlanKey {
   std::uint32_t m, n, k, lda, ldd;
@@ -91,6 +114,7 @@ struct Gemm::Impl {
   void* workspace = nullptr;
   std::size_t workspace_bytes = 0;
   float* bias_f32 = nullptr;  // kMaxFp32Bias floats
+  SmallM small_m = SmallM::measured;  // when to route to launch_gemv
   std::unordered_map<PlanKey, Plan, PlanKeyHash> plans;
 
   ~Impl() {
@@ -181,6 +205,10 @@ std::unique_ptr<Gemm> Gemm::create(std::size_t workspace_bytes, std::string* err
     }
   }
   impl.workspace_bytes = workspace_bytes;
+  if (const char* v = std::getenv("SLUICE_GEMV"); v != nullptr) {
+    if (std::strcmp(v, "0") == 0) impl.small_m = SmallM::never;
+    if (std::strcmp(v, "1") == 0) impl.small_m = SmallM::always;
+  }
   if (const cudaError_t err = cudaMalloc(reinterpret_cast<void**>(&impl.bias_f32), kMaxFp32Bias * sizeof(float));
       err != cudaSuccess) {
     impl.bias_f32 = nullptr;
@@ -206,6 +234,14 @@ cudaError_t Gemm::run(const GemmArgs& args, cudaStream_t stream) {
     return invalid("gemm: an fp32-output bias longer than " + std::to_string(kMaxFp32Bias) + " elements");
   }
   Impl& impl = *impl_;
+
+  const bool small_m = impl.small_m == SmallM::always ||
+                       (impl.small_m == SmallM::measured && small_m_wins(args.m, args.n, args.k));
+  if (small_m && gemv_supported(args)) {
+    const cudaError_t err = launch_gemv(args, stream);
+    if (err != cudaSuccess) last_error_ = "gemm: small-m kernel: " + error_text(err);
+    return err;
+  }
 
   const void* bias = args.bias;
   if (has_bias && args.out_fp32) {

@@ -1,6 +1,10 @@
 // bf16 GEMMs through cuBLASLt: D[m][n] = A[m][k] · W[n][k]ᵀ (+ bias[n]), fp32 accumulation, row-major
 // activations and nn.Linear-shaped weights (one row per output feature), output bf16 or fp32.
 //
+// Products of at most kGemvMaxRows rows of A (decode batches) against small enough weights run on the
+// bandwidth-bound kernel of gemv.h instead, when its alignment rules allow (gemm.cpp says when and why);
+// everything else goes to cuBLASLt.
+//
 // A Gemm object owns the cuBLASLt handle and workspace and caches one algorithm per shape; it is used by one
 // thread (the engine thread). Every call is graph-capturable (no allocation, no synchronization).
 #pragma once
