@@ -20,7 +20,11 @@ key) costs 3.5-10% relative error at every position and 15-20% of the top-1 choi
 So each run first measures that floor (transformers bf16 vs transformers fp32, TF32 off) and the bars are
     relative error, every position:  <= max(stated bar, 2 x the floor's maximum)
     top-1 agreement overall:         >= 1 - max(1%, 2 x the floor's disagreement)
-    top-1 at strong positions:       100%, as stated
+    top-1 at strong positions:       100%, as stated, against the fp32 reference and batch against alone;
+                                     against the bf16 reference, at least the floor's own agreement at
+                                     its strong positions minus 0.5% (a bf16 reference's gap of 0.1 is
+                                     itself within its rounding noise on the 1B shape: one flip in 1,293
+                                     strong positions was seen where sluice agreed with fp32 at all of them)
 with stated bars 2e-2 against transformers and 1e-2 for batch against alone. The factor 2 covers comparing two
 independently rounded bf16 computations (sqrt 2) with margin. sluice is compared with both the fp32 and the
 bf16 reference; the table printed at the end (and written to <build>/models_vs_transformers.txt) holds every
@@ -342,7 +346,8 @@ def model_vs_transformers(name, kind, params, dev, workdir, seed, num_seqs=NUM_S
 
     rel_bar, top1_bar = floor_bars(floor, 2e-2)
     check(name, f"{dev} alone vs hf fp32", compare(alone, ref_fp32, dev), rel_bar, top1_bar, failures)
-    check(name, f"{dev} alone vs hf bf16", compare(alone, ref_bf16, dev), rel_bar, top1_bar, failures)
+    check(name, f"{dev} alone vs hf bf16", compare(alone, ref_bf16, dev), rel_bar, top1_bar, failures,
+          strong_bar=min(1.0, floor.strong_top1) - 0.005)
     rel_bar_b, top1_bar_b = floor_bars(floor, 1e-2)
     check(name, f"{dev} batch vs alone", compare(batch, alone, dev), rel_bar_b, top1_bar_b, failures)
     check(name, f"{dev} batch vs hf fp32", compare(batch, ref_fp32, dev), rel_bar, top1_bar, failures)
