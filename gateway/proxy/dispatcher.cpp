@@ -284,6 +284,7 @@ asio::awaitable<void> Dispatcher::run(Exchange& ex, const ApiRequest& req, const
               .observe(std::chrono::duration<double>(Clock::now() - ex.request().received_at - queued).count());
         }
         std::optional<Clock::time_point> last_delta_at;
+        Histogram* inter_token = nullptr;  // looked up at the first gap, not once per chunk
         target->start(*ctx, *chan);
         for (;;) {
           TargetEvent ev = co_await chan->next();
@@ -295,10 +296,12 @@ asio::awaitable<void> Dispatcher::run(Exchange& ex, const ApiRequest& req, const
               continue;
             }
             const auto delta_at = Clock::now();
-            if (last_delta_at)
-              metrics_.histogram("sluice_inter_token_latency_seconds", "time between streamed chunks",
-                                 {{"route", route.name}, {"target", pt.provider}})
-                  .observe(std::chrono::duration<double>(delta_at - *last_delta_at).count());
+            if (last_delta_at) {
+              if (inter_token == nullptr)
+                inter_token = &metrics_.histogram("sluice_inter_token_latency_seconds", "time between streamed chunks",
+                                                  {{"route", route.name}, {"target", pt.provider}});
+              inter_token->observe(std::chrono::duration<double>(delta_at - *last_delta_at).count());
+            }
             last_delta_at = delta_at;
             if (!stream_started) {
               stream_started = true;
