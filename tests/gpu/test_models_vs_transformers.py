@@ -17,18 +17,26 @@ transformers' own bf16 forward, against its fp32 forward on the same weights, sh
 measured on CPU) max relative error 1.5-1.8% and top-1 agreement of only 95-97% — no bf16 implementation can
 meet "99% top-1" against another on such a model, while a real bug (RoPE off or at doubled positions, one lost
 key) costs 3.5-10% relative error at every position and 15-20% of the top-1 choices (same measurement).
-So each run first measures that floor (transformers bf16 vs transformers fp32, TF32 off) and the bars are
-    relative error, every position:  <= max(stated bar, 2 x the floor's maximum)
+So each run first measures that floor (transformers bf16 vs transformers fp32, TF32 off), and also how far
+transformers' bf16 forward moves from itself when only its attention kernel (eager instead of SDPA) or its
+batching (one padded batch instead of one sequence at a time) changes. On the H200 those rows show
+eager-vs-SDPA at 1.05-1.1 x the floor's relative error with 92.5-97.4% top-1, and transformers' own batch
+against alone at up to 2.7e-2 on the 1B shape: the stated bars are beyond any two correct bf16
+implementations on these models. The bars therefore are:
+  against the fp32 reference (alone and batch), sluice must be at least as accurate as transformers' own bf16:
+    relative error, every position:  <= max(2e-2, the floor's maximum)
+    top-1 agreement overall:         >= min(99%, the floor's agreement - 0.5%)
+    top-1 at strong positions:       100%
+  batch against alone, the same with 1e-2 for 2e-2;
+  against the bf16 reference (two independently rounded computations; the eager-vs-SDPA row is the measured
+  spread of such a pair):
+    relative error, every position:  <= max(2e-2, 2 x the floor's maximum)
     top-1 agreement overall:         >= 1 - max(1%, 2 x the floor's disagreement)
-    top-1 at strong positions:       100%, as stated, against the fp32 reference and batch against alone;
-                                     against the bf16 reference, at least the floor's own agreement at
-                                     its strong positions minus 0.5% (a bf16 reference's gap of 0.1 is
-                                     itself within its rounding noise on the 1B shape: one flip in 1,293
-                                     strong positions was seen where sluice agreed with fp32 at all of them)
-with stated bars 2e-2 against transformers and 1e-2 for batch against alone. The factor 2 covers comparing two
-independently rounded bf16 computations (sqrt 2) with margin. sluice is compared with both the fp32 and the
-bf16 reference; the table printed at the end (and written to <build>/models_vs_transformers.txt) holds every
-number.
+    top-1 at strong positions:       at least the floor's own agreement at its strong positions minus 0.5%
+                                     (a bf16 reference's gap of 0.1 is itself within its rounding noise on the
+                                     1B shape: one flip in 1,293 strong positions was seen where sluice agreed
+                                     with fp32 at all of them)
+The table printed at the end (and written to <build>/models_vs_transformers.txt) holds every number.
 
 The CPU test (tiny models, fp32, sluice's CPU backend) checks the tool and this comparison code wherever torch
 and transformers are installed, with tight bars: 1e-4 relative, and batch bit-identical to alone (the CPU
@@ -155,6 +163,33 @@ def reference_logits(model, seqs, device):
     return out
 
 
+@torch.no_grad()
+def reference_logits_batched(model, seqs, device):
+    """As reference_logits, but all sequences in one right-padded forward pass with an attention mask: what
+    transformers' own batching does to the same logits."""
+    w = model.get_output_embeddings().weight.float()
+    streams = [s["prompt"] + s["continuation"][:-1] for s in seqs]
+    width = max(len(x) for x in streams)
+    ids = torch.zeros((len(streams), width), dtype=torch.long, device=device)
+    mask = torch.zeros_like(ids)
+    for i, x in enumerate(streams):
+        ids[i, :len(x)] = torch.tensor(x, device=device)
+        mask[i, :len(x)] = 1
+    h = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+    out = []
+    for i, s in enumerate(seqs):
+        p = len(s["prompt"])
+        out.append(h[i, p - 1:p - 1 + len(s["continuation"])].float() @ w.T)
+    return out
+
+
+def set_attention(model, implementation):
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation(implementation)
+    else:
+        model.config._attn_implementation = implementation
+
+
 def run_forward(model_dir, seqs_path, out_path, device, mode, *extra):
     cmd = [str(TOOL), "--model", str(model_dir), "--input", str(seqs_path), "--out", str(out_path),
            "--device", device, "--mode", mode, *[str(x) for x in extra]]
@@ -218,9 +253,15 @@ def compare(candidate, reference, device):
         strong_top1=float(same[strong].float().mean()) if n_strong else 1.0, gap_median=float(gap.median()))
 
 
-def floor_bars(floor, stated_rel):
-    """(relative error bar, top-1 bar) given the measured bf16 floor; see the module docstring."""
+def pair_bars(floor, stated_rel):
+    """(relative error bar, top-1 bar) for sluice against the bf16 reference: two bf16 computations."""
     return max(stated_rel, 2.0 * floor.max_rel), 1.0 - max(0.01, 2.0 * (1.0 - floor.top1))
+
+
+def accuracy_bars(floor, stated_rel):
+    """(relative error bar, top-1 bar) for sluice against exact arithmetic (the fp32 reference) and for batch
+    against alone: no worse than transformers' own bf16 forward against fp32."""
+    return max(stated_rel, floor.max_rel), min(0.99, floor.top1 - 0.005)
 
 
 def check(model, what, m, rel_bar, top1_bar, failures, strong_bar=1.0):
@@ -320,6 +361,13 @@ def model_vs_transformers(name, kind, params, dev, workdir, seed, num_seqs=NUM_S
 
     # References on the same weights: bf16 as transformers runs them, then fp32 (the bf16 values upcast exactly).
     ref_bf16 = reference_logits(model, seqs, dev)
+    # How far transformers' bf16 forward moves from itself when only the attention kernel (eager instead of
+    # SDPA) or the batching (one padded batch instead of one sequence at a time) changes: the spread any two
+    # correct bf16 implementations show on this model. Reported beside sluice's numbers, not asserted.
+    hf_batch = reference_logits_batched(model, seqs, dev)
+    set_attention(model, "eager")
+    hf_eager = reference_logits(model, seqs, dev)
+    set_attention(model, "sdpa")
     model.float()
     ref_fp32 = reference_logits(model, seqs, dev)
     del model
@@ -340,17 +388,21 @@ def model_vs_transformers(name, kind, params, dev, workdir, seed, num_seqs=NUM_S
     failures = []
     floor = compare(ref_bf16, ref_fp32, dev)
     SUMMARY.append((name, "hf bf16 vs hf fp32", floor, None, None, "floor"))
+    SUMMARY.append((name, "hf bf16 eager vs sdpa", compare(hf_eager, ref_bf16, dev), None, None, "info"))
+    SUMMARY.append((name, "hf bf16 batch vs alone", compare(hf_batch, ref_bf16, dev), None, None, "info"))
+    del hf_eager, hf_batch
     # A floor above 5% means the references themselves are broken (TF32 on, a transformers regression).
     assert floor.max_rel < 0.05, f"transformers bf16 vs fp32 differ by {floor.max_rel:.3e}; references unusable"
     assert floor.strong >= floor.positions // 10, f"top-two gaps are nearly all tiny: {floor}"
 
-    rel_bar, top1_bar = floor_bars(floor, 2e-2)
+    rel_bar, top1_bar = accuracy_bars(floor, 2e-2)
     check(name, f"{dev} alone vs hf fp32", compare(alone, ref_fp32, dev), rel_bar, top1_bar, failures)
-    check(name, f"{dev} alone vs hf bf16", compare(alone, ref_bf16, dev), rel_bar, top1_bar, failures,
-          strong_bar=min(1.0, floor.strong_top1) - 0.005)
-    rel_bar_b, top1_bar_b = floor_bars(floor, 1e-2)
-    check(name, f"{dev} batch vs alone", compare(batch, alone, dev), rel_bar_b, top1_bar_b, failures)
     check(name, f"{dev} batch vs hf fp32", compare(batch, ref_fp32, dev), rel_bar, top1_bar, failures)
+    rel_bar_b, top1_bar_b = accuracy_bars(floor, 1e-2)
+    check(name, f"{dev} batch vs alone", compare(batch, alone, dev), rel_bar_b, top1_bar_b, failures)
+    rel_bar_p, top1_bar_p = pair_bars(floor, 2e-2)
+    check(name, f"{dev} alone vs hf bf16", compare(alone, ref_bf16, dev), rel_bar_p, top1_bar_p, failures,
+          strong_bar=min(1.0, floor.strong_top1) - 0.005)
     # Up to 2.5 GB of weights and 2.5 GB of logits per model; pytest keeps its last temporary directories.
     del alone, batch
     shutil.rmtree(workdir, ignore_errors=True)
