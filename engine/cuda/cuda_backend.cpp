@@ -196,6 +196,12 @@ Result<std::unique_ptr<Backend>, BackendError> CudaBackend::build(std::shared_pt
   }
   cuda::Carver place(b->activation_arena_.data());
   cuda::carve_activations(place, spec, limits, decode_ws, sampling_ws, b->act_);
+  if (decode_ws > 0) {
+    // Decode attention's arrival counters start at zero; every launch leaves them so.
+    if (err = cudaMemsetAsync(b->act_.decode_workspace, 0, decode_ws, b->stream_); err != cudaSuccess) {
+      return fail(fault_error("cuda backend: clearing the decode attention workspace: " + cuda::error_text(err)));
+    }
+  }
 
   b->other_bytes_ = mi.activation_bytes + mi.workspace_bytes;
   std::string gemm_error;

@@ -71,20 +71,6 @@ cudaError_t run_forward(const ForwardBuffers& b, const StepShape& shape, KernelL
 
     if (!gemm(act.normed, W.qkv, W.qkv_bias, act.qkv, t, qkv_width, h, false, "QKV", li)) return err;
 
-    RopeParams rope;
-    rope.q = act.qkv;
-    rope.k = act.qkv + qd;
-    rope.q_stride = qkv_width;
-    rope.k_stride = qkv_width;
-    rope.positions = input(L.positions);
-    rope.inv_freq = weights.inv_freq;
-    rope.num_tokens = t;
-    rope.n_heads = s.heads;
-    rope.kv_heads = s.kv_heads;
-    rope.head_dim = s.head_dim;
-    rope.interleaved = s.rope.style == RopeStyle::interleaved;
-    if (!check(launch.rope(rope), where("RoPE"))) return err;
-
     __nv_bfloat16* k_layer = b.k_cache + li * b.layer_elements;
     __nv_bfloat16* v_layer = b.v_cache + li * b.layer_elements;
     KvWriteParams kv;
@@ -100,7 +86,20 @@ cudaError_t run_forward(const ForwardBuffers& b, const StepShape& shape, KernelL
     kv.head_dim = s.head_dim;
     kv.block_size = b.block_size;
     kv.num_blocks = b.num_blocks;
-    if (!check(launch.kv_write(kv), where("KV write"))) return err;
+    RopeParams rope;
+    rope.q = act.qkv;
+    rope.k = act.qkv + qd;
+    rope.q_stride = qkv_width;
+    rope.k_stride = qkv_width;
+    rope.positions = input(L.positions);
+    rope.inv_freq = weights.inv_freq;
+    rope.num_tokens = t;
+    rope.n_heads = s.heads;
+    rope.kv_heads = s.kv_heads;
+    rope.head_dim = s.head_dim;
+    rope.interleaved = s.rope.style == RopeStyle::interleaved;
+    rope.cache = &kv;  // the K and V rows go into the pages in the same launch
+    if (!check(launch.rope(rope), where("RoPE and KV write"))) return err;
 
     if (shape.decode_tokens > 0) {
       DecodeAttentionParams da;
@@ -122,6 +121,7 @@ cudaError_t run_forward(const ForwardBuffers& b, const StepShape& shape, KernelL
       da.max_context = shape.decode_max_context;
       da.scale = attn_scale;
       da.workspace = act.decode_workspace;
+      da.workspace_tokens = act.decode_workspace_tokens;
       if (!check(launch.decode_attention(da), where("decode attention"))) return err;
     }
     if (shape.prefill_seqs > 0) {

@@ -28,7 +28,6 @@ class KernelLauncher {
   virtual cudaError_t embedding(const EmbeddingParams& p) = 0;
   virtual cudaError_t rmsnorm(const RmsNormParams& p) = 0;
   virtual cudaError_t rope(const RopeParams& p) = 0;
-  virtual cudaError_t kv_write(const KvWriteParams& p) = 0;
   virtual cudaError_t decode_attention(const DecodeAttentionParams& p) = 0;
   virtual cudaError_t prefill_attention(const PrefillAttentionParams& p) = 0;
   virtual cudaError_t swiglu(const SwiGluParams& p) = 0;
@@ -45,7 +44,6 @@ class DeviceLauncher final : public KernelLauncher {
   cudaError_t embedding(const EmbeddingParams& p) override { return launch_embedding(p, stream_); }
   cudaError_t rmsnorm(const RmsNormParams& p) override { return launch_rmsnorm(p, stream_); }
   cudaError_t rope(const RopeParams& p) override { return launch_rope(p, stream_); }
-  cudaError_t kv_write(const KvWriteParams& p) override { return launch_kv_write(p, stream_); }
   cudaError_t decode_attention(const DecodeAttentionParams& p) override { return launch_decode_attention(p, stream_); }
   cudaError_t prefill_attention(const PrefillAttentionParams& p) override {
     return launch_prefill_attention(p, stream_);

@@ -95,6 +95,7 @@ void carve_activations(Carver& c, const ModelSpec& s, const BackendLimits& limit
   out.logits = c.take<float>(rows * s.vocab);
   out.sampled = c.take<std::int32_t>(rows);
   out.decode_workspace = c.take<std::byte>(decode_workspace_bytes);
+  out.decode_workspace_tokens = limits.max_seqs;
   out.sampling_workspace = c.take<std::byte>(sampling_workspace_bytes);
   out.inputs = c.take<std::byte>(max_step_input_bytes(limits));
 }

@@ -78,7 +78,8 @@ struct Activations {
   __nv_bfloat16* final_rows = nullptr;  // [S][hidden]: normed rows that want logits
   float* logits = nullptr;              // [S][vocab]
   std::int32_t* sampled = nullptr;      // [S]
-  void* decode_workspace = nullptr;
+  void* decode_workspace = nullptr;         // zeroed once after carving (its arrival counters)
+  std::uint32_t decode_workspace_tokens = 0;  // the max_tokens it was sized for: limits.max_seqs
   void* sampling_workspace = nullptr;
   std::byte* inputs = nullptr;  // the device mirror of the step's staging buffer
 };

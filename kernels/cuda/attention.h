@@ -16,8 +16,9 @@ namespace sluice::cuda {
 
 // Decode attention: each listed token attends positions [0, positions[t]] of its sequence (a negative
 // position gives a zero output row). Split along the sequence in partitions of kDecodePartition positions,
-// combined by a second kernel, so long contexts use the whole GPU; with max_context <= kDecodePartition one
-// kernel does it all and no workspace is used. The grid is sized from max_context (not from the actual
+// so long contexts use the whole GPU, and a small batch splits its rows finer (down to 64 positions) so that
+// batch 1 does too; the partition that finishes last combines them, all in one kernel. A row within one
+// partition is written directly. The grid is sized from max_context (not from the actual
 // lengths), so a launch can be captured in a CUDA graph once and replayed while sequences grow up to
 // max_context positions (positions past that bound are not read: the caller keeps positions[t] < max_context).
 // One CTA serves up to 8 query heads of a KV group, so K/V are read once per group.
@@ -42,9 +43,13 @@ struct DecodeAttentionParams {
   std::uint32_t max_context = 0;  // bound on positions[t] + 1 for every listed token
   float scale = 1.0f;
   void* workspace = nullptr;  // decode_attention_workspace_bytes(...) bytes of device memory, 16-aligned
+  std::uint32_t workspace_tokens = 0;  // the max_tokens the workspace was sized for (0: num_tokens)
 };
-// Workspace for launches with num_tokens <= max_tokens and a max_context up to the one given here (the fp32
-// partial outputs and their softmax statistics); 0 when max_context fits a single partition.
+// Workspace for launches with num_tokens <= max_tokens and a max_context up to the one given here: one arrival
+// counter per (token, head), then the fp32 partial outputs and their softmax statistics; 0 when max_context
+// is at most 64 (one tile, never split). Zero it once (cudaMemset) before its first launch: the last partition CTA of each
+// (token, head group) to finish combines the partials and sets its counter back to zero, so every launch
+// leaves the counters as it found them. One workspace serves one stream at a time.
 std::size_t decode_attention_workspace_bytes(std::uint32_t max_tokens, std::uint32_t n_heads, std::uint32_t head_dim,
                                              std::uint32_t max_context);
 cudaError_t launch_decode_attention(const DecodeAttentionParams& p, cudaStream_t stream);

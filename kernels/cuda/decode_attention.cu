@@ -3,10 +3,11 @@
 // Layouts: q[t * q_stride + h * head_dim + d] and out alike; K/V pages [num_blocks][kv_heads][block_size]
 // [head_dim] (engine/backend/kv_cache.h). Query head h reads KV head h / group, group = n_heads / kv_heads.
 //
-// Kernel 1, decode_partition_kernel: grid (num_parts, kv_heads * head_chunks, num_tokens), 128 threads.
-// One CTA takes one partition of kDecodePartition positions of one listed row and up to kHeadsPerCta query
-// heads of one KV group (all of them when group <= 8), so each K/V byte of the partition is read from memory
-// once per group, not once per query head — decode is bandwidth-bound. The partition is walked in tiles of
+// One kernel, decode_partition_kernel: grid (num_parts, kv_heads * head_chunks, num_tokens), 128 threads.
+// One CTA takes one partition (at most kDecodePartition positions; a small batch splits its rows finer, see
+// slots_for) of one listed row and up to kHeadsPerCta query heads of one KV group (all of them when
+// group <= 8), so each K/V byte of the partition is read from memory once per group, not once per query
+// head — decode is bandwidth-bound. The partition is walked in tiles of
 // 64 positions staged in shared memory by 16-byte cp.async copies:
 //   pass 1 (K): thread pairs compute the logits q·k * scale (base 2) of every position for all the CTA's heads
 //               into shared memory;
@@ -14,10 +15,11 @@
 //               them into l;
 //   pass 2 (V): each thread owns 8 dimensions of every head for a subset of the positions; the partial sums
 //               are reduced across threads at the end.
-// The CTA then stores the unnormalized output with (m, l) in the workspace (fp32), or, when the launch has a
-// single partition, divides by l and writes bf16 directly.
-// Kernel 2, decode_combine_kernel: grid (ceil(n_heads / 4), num_tokens), one warp per (row, head): the
-// global maximum M over the row's used partitions, L = sum_p l_p 2^(m_p - M), out = sum_p acc_p 2^(m_p - M) / L.
+// A row whose context fits one partition is finished by its single CTA: it divides by l and writes bf16.
+// Otherwise each CTA stores its unnormalized output with (m, l) in the workspace (fp32) and counts itself in
+// with an atomic on the (row, head group) counter; the CTA that arrives last combines: the global maximum M
+// over the row's used partitions, L = sum_p l_p 2^(m_p - M), out = sum_p acc_p 2^(m_p - M) / L, and resets
+// the counter. One kernel per layer, no separate combine launch.
 //
 // The grid depends only on the params (max_context, not the actual lengths), so a launch captured in a CUDA
 // graph stays valid while positions grow: partitions past a row's length exit at once and the combine reads
@@ -31,6 +33,7 @@
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/attention_device.cuh"
+#include "kernels/cuda/pdl.cuh"
 
 namespace sluice::cuda {
 
@@ -55,8 +58,9 @@ struct DecodeArgs {
   const std::int32_t* positions;
   const std::int32_t* block_tables;
   const std::int32_t* table_offset;
-  float* part_acc;  // [num_tokens][n_heads][num_parts][head_dim]
-  float2* part_ml;  // [num_tokens][n_heads][num_parts]: (max, sum) of the partition, base 2
+  unsigned* arrivals;  // [workspace tokens][n_heads]: partitions done, per (row, first head of a CTA)
+  float* part_acc;     // [num_tokens][n_heads][num_parts][head_dim]
+  float2* part_ml;     // [num_tokens][n_heads][num_parts]: (max, sum) of the partition, base 2
   std::size_t q_stride;
   std::size_t out_stride;
   int n_heads;
@@ -64,12 +68,15 @@ struct DecodeArgs {
   int group;
   int head_chunks;
   int num_parts;
+  int slots;  // partitions a row is spread over when that keeps them at least a tile long (see partition_size)
   int bs_shift;
   float scale_log2;
 };
 
 template <int kHeadDim, int kHeads>
 __global__ void __launch_bounds__(kThreads) decode_partition_kernel(const DecodeArgs a) {
+  pdl_wait();
+  pdl_launch_dependents();
   constexpr int kChunks = kHeadDim / 8;
   constexpr int kRow = kHeadDim + 8;
   constexpr int kLanes = kThreads / kChunks;  // threads sharing one 8-dim slice in pass 2
@@ -89,21 +96,26 @@ __global__ void __launch_bounds__(kThreads) decode_partition_kernel(const Decode
   const int nh = min(kHeads, a.group - chunk * kHeads);
   const int row = a.tokens != nullptr ? a.tokens[item] : item;
   const int ctx = a.positions[row] + 1;
-  const int begin = part * kPartition;
-  const bool direct = a.num_parts == 1;
+  // This row's partitions: `slots` of them of whole tiles, or fewer when the row is short, kPartition
+  // positions at most each; a row within one partition is finished without the workspace.
+  const int psize = ctx <= 0 ? kPartition
+                             : min(kPartition, ((ctx + a.slots - 1) / a.slots + kTileKeys - 1) / kTileKeys * kTileKeys);
+  const int begin = part * psize;
+  const int used = ctx <= 0 ? 0 : min((ctx - 1) / psize + 1, a.num_parts);
+  const bool direct = used <= 1;
   __nv_bfloat16* out_row = a.out + static_cast<std::size_t>(row) * a.out_stride;
 
   if (begin >= ctx) {
-    // Past this row's length: nothing to contribute. With a single partition this only happens for a
-    // negative position, whose output is defined as zero.
-    if (direct) {
+    // Past this row's length: nothing to contribute. A negative position (no context at all) gets zeros
+    // from partition 0.
+    if (part == 0) {
       for (int e = tid; e < nh * kHeadDim; e += kThreads) {
         out_row[static_cast<std::size_t>(head0) * kHeadDim + e] = __float2bfloat16(0.0f);
       }
     }
     return;
   }
-  const int n = min(ctx - begin, kPartition);
+  const int n = min(ctx - begin, psize);
   const int last = begin + n - 1;
   const std::int32_t* table = a.block_tables + a.table_offset[row];
   const std::size_t block_stride = (static_cast<std::size_t>(a.kv_heads) << a.bs_shift) * kHeadDim;
@@ -249,65 +261,67 @@ __global__ void __launch_bounds__(kThreads) decode_partition_kernel(const Decode
       a.part_acc[rec * kHeadDim + (e % kHeadDim)] = s;
     }
   }
-  if (!direct && tid < nh) {
+  if (direct) return;
+  if (tid < nh) {
     const std::size_t rec = (static_cast<std::size_t>(item) * a.n_heads + head0 + tid) * a.num_parts + part;
     a.part_ml[rec] = ml_s[tid];
   }
-}
 
-template <int kHeadDim>
-__global__ void __launch_bounds__(kThreads) decode_combine_kernel(const DecodeArgs a) {
-  constexpr int kPer = kHeadDim / 32;  // dims per lane
-  static_assert(kPer == 2 || kPer == 4, "head_dim 64 or 128");
-  const int warp = static_cast<int>(threadIdx.x) / 32;
-  const int lane = static_cast<int>(threadIdx.x) % 32;
-  const int head = static_cast<int>(blockIdx.x) * kWarps + warp;
-  const int item = static_cast<int>(blockIdx.y);
-  if (head >= a.n_heads) return;
-  const int row = a.tokens != nullptr ? a.tokens[item] : item;
-  const int ctx = a.positions[row] + 1;
-  __nv_bfloat16* out =
-      a.out + static_cast<std::size_t>(row) * a.out_stride + static_cast<std::size_t>(head) * kHeadDim + lane * kPer;
-  if (ctx <= 0) {
-#pragma unroll
-    for (int e = 0; e < kPer; ++e) out[e] = __float2bfloat16(0.0f);
-    return;
+  // Count this partition in; the last one to arrive combines (the threadfence-reduction pattern: stores,
+  // fence, atomic; the last CTA fences again and reads the others' stores from L2).
+  __shared__ bool last_s;
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) {
+    unsigned* counter = a.arrivals + static_cast<std::size_t>(item) * a.n_heads + head0;
+    last_s = atomicAdd(counter, 1u) == static_cast<unsigned>(used - 1);
+    if (last_s) *counter = 0;  // every partition of this launch has arrived: ready for the next launch
   }
-  // Only the partitions this row reaches were written in this launch; later ones hold stale data.
-  const int parts = min((ctx - 1) / kPartition + 1, a.num_parts);
-  const std::size_t rec = (static_cast<std::size_t>(item) * a.n_heads + head) * a.num_parts;
-  const float2* ml = a.part_ml + rec;
-  const float* acc = a.part_acc + rec * kHeadDim + lane * kPer;
-
-  float mx = -INFINITY;
-  for (int p = lane; p < parts; p += 32) mx = fmaxf(mx, ml[p].x);
-  mx = warp_max(mx);
-  float sum = 0.0f;
-  for (int p = lane; p < parts; p += 32) sum += ml[p].y * exp2f(ml[p].x - mx);
-  sum = warp_sum(sum);
-
-  float o[kPer] = {};
-  for (int p = 0; p < parts; ++p) {
-    const float w = exp2f(ml[p].x - mx);
-    if constexpr (kPer == 4) {
-      const float4 v = *reinterpret_cast<const float4*>(acc + static_cast<std::size_t>(p) * kHeadDim);
-      o[0] = fmaf(w, v.x, o[0]);
-      o[1] = fmaf(w, v.y, o[1]);
-      o[2] = fmaf(w, v.z, o[2]);
-      o[3] = fmaf(w, v.w, o[3]);
-    } else {
-      const float2 v = *reinterpret_cast<const float2*>(acc + static_cast<std::size_t>(p) * kHeadDim);
-      o[0] = fmaf(w, v.x, o[0]);
-      o[1] = fmaf(w, v.y, o[1]);
+  __syncthreads();
+  if (!last_s) return;
+  __threadfence();
+  for (int hh = warp; hh < nh; hh += kWarps) {
+    const std::size_t rec = (static_cast<std::size_t>(item) * a.n_heads + head0 + hh) * a.num_parts;
+    const float2* ml = a.part_ml + rec;
+    float mx = -INFINITY;
+    for (int p = lane; p < used; p += 32) mx = fmaxf(mx, __ldcg(&ml[p].x));
+    mx = warp_max(mx);
+    float sum = 0.0f;
+    for (int p = lane; p < used; p += 32) {
+      const float2 v = __ldcg(ml + p);
+      sum += v.y * exp2f(v.x - mx);
+    }
+    sum = warp_sum(sum);
+    const float inv = 1.0f / sum;
+    const float* acc = a.part_acc + rec * kHeadDim;
+    __nv_bfloat16* dst = out_row + static_cast<std::size_t>(head0 + hh) * kHeadDim;
+    for (int d = lane; d < kHeadDim; d += 32) {
+      float o = 0.0f;
+      for (int p = 0; p < used; ++p) o = fmaf(exp2f(__ldcg(&ml[p].x) - mx), __ldcg(acc + p * kHeadDim + d), o);
+      dst[d] = __float2bfloat16(o * inv);
     }
   }
-  const float inv = 1.0f / sum;
-#pragma unroll
-  for (int e = 0; e < kPer; ++e) out[e] = __float2bfloat16(o[e] * inv);
+}
+
+// The arrival counters, rounded up so that the partial outputs after them stay 16-byte aligned.
+std::size_t arrivals_bytes(std::size_t tokens, std::size_t n_heads) {
+  return (tokens * n_heads * sizeof(unsigned) + 15) / 16 * 16;
 }
 
 std::uint32_t partitions_for(std::uint32_t max_context) {
   return (max_context + kDecodePartition - 1) / kDecodePartition;
+}
+
+// A small batch would leave most SMs idle with one CTA per (row, KV head group): its rows are split into up to
+// kMaxSlots partitions (of whole tiles) so that the launch has about kTargetCtas CTAs. Large batches keep
+// kDecodePartition-long partitions (slots = 1).
+constexpr std::uint32_t kTargetCtas = 256;  // about two per SM of an H200
+constexpr std::uint32_t kMaxSlots = 32;
+
+std::uint32_t slots_for(std::uint32_t ctas_per_slot, std::uint32_t max_context) {
+  const std::uint32_t wanted = (kTargetCtas + ctas_per_slot - 1) / ctas_per_slot;
+  const std::uint32_t tiles = (max_context + kTileKeys - 1) / kTileKeys;
+  return std::max<std::uint32_t>(1, std::min({wanted, kMaxSlots, tiles}));
 }
 
 bool aligned(const void* p, std::uintptr_t bytes) {
@@ -318,28 +332,26 @@ template <int kHeadDim>
 cudaError_t launch_partitions(const DecodeArgs& a, int heads_per_cta, dim3 grid, cudaStream_t stream) {
   switch (heads_per_cta) {
     case 1:
-      decode_partition_kernel<kHeadDim, 1><<<grid, kThreads, 0, stream>>>(a);
-      break;
+      return launch_pdl(decode_partition_kernel<kHeadDim, 1>, grid, kThreads, 0, stream, a);
     case 2:
-      decode_partition_kernel<kHeadDim, 2><<<grid, kThreads, 0, stream>>>(a);
-      break;
+      return launch_pdl(decode_partition_kernel<kHeadDim, 2>, grid, kThreads, 0, stream, a);
     case 4:
-      decode_partition_kernel<kHeadDim, 4><<<grid, kThreads, 0, stream>>>(a);
-      break;
+      return launch_pdl(decode_partition_kernel<kHeadDim, 4>, grid, kThreads, 0, stream, a);
     default:
-      decode_partition_kernel<kHeadDim, 8><<<grid, kThreads, 0, stream>>>(a);
-      break;
+      return launch_pdl(decode_partition_kernel<kHeadDim, 8>, grid, kThreads, 0, stream, a);
   }
-  return cudaGetLastError();
 }
 
 }  // namespace
 
 std::size_t decode_attention_workspace_bytes(std::uint32_t max_tokens, std::uint32_t n_heads, std::uint32_t head_dim,
                                              std::uint32_t max_context) {
-  const std::size_t parts = partitions_for(max_context);
-  if (parts <= 1) return 0;  // a single partition writes the output directly
-  return std::size_t{max_tokens} * n_heads * parts * (std::size_t{head_dim} + 2) * sizeof(float);
+  // One tile's worth of context is never split: a single partition writes the output directly.
+  if (max_context <= static_cast<std::uint32_t>(kTileKeys)) return 0;
+  // A launch of t rows has max(partitions_for, slots) partitions per row, and t * slots <= kTargetCtas + t
+  // (slots_for rounds kTargetCtas / (t * CTAs per row) up), so t rows take at most this many records per head:
+  const std::size_t records = std::size_t{max_tokens} * (partitions_for(max_context) + 1) + kTargetCtas;
+  return arrivals_bytes(max_tokens, n_heads) + records * n_heads * (std::size_t{head_dim} + 2) * sizeof(float);
 }
 
 cudaError_t launch_decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
@@ -363,8 +375,9 @@ cudaError_t launch_decode_attention(const DecodeAttentionParams& p, cudaStream_t
   const std::uint32_t capped = std::min<std::uint32_t>(group, kHeadsPerCta);
   const int heads_per_cta = capped <= 1 ? 1 : capped <= 2 ? 2 : capped <= 4 ? 4 : 8;
   const std::uint32_t head_chunks = (group + heads_per_cta - 1) / heads_per_cta;
-  const std::uint32_t parts = partitions_for(p.max_context);
   if (std::uint64_t{p.kv_heads} * head_chunks > 65535 || p.num_tokens > 65535) return cudaErrorInvalidValue;
+  const std::uint32_t slots = slots_for(p.num_tokens * p.kv_heads * head_chunks, p.max_context);
+  const std::uint32_t parts = std::max(partitions_for(p.max_context), slots);
   if (parts > 1 && (p.workspace == nullptr || !aligned(p.workspace, 16))) return cudaErrorInvalidValue;
 
   DecodeArgs a{};
@@ -376,8 +389,12 @@ cudaError_t launch_decode_attention(const DecodeAttentionParams& p, cudaStream_t
   a.positions = p.positions;
   a.block_tables = p.block_tables;
   a.table_offset = p.table_offset;
+  const std::uint32_t ws_tokens = p.workspace_tokens == 0 ? p.num_tokens : p.workspace_tokens;
+  if (ws_tokens < p.num_tokens) return cudaErrorInvalidValue;
   if (parts > 1) {
-    a.part_acc = static_cast<float*>(p.workspace);
+    a.arrivals = static_cast<unsigned*>(p.workspace);
+    a.part_acc = reinterpret_cast<float*>(static_cast<unsigned char*>(p.workspace) +
+                                          arrivals_bytes(ws_tokens, p.n_heads));
     a.part_ml = reinterpret_cast<float2*>(a.part_acc + std::size_t{p.num_tokens} * p.n_heads * parts * p.head_dim);
   }
   a.q_stride = p.q_stride;
@@ -387,21 +404,13 @@ cudaError_t launch_decode_attention(const DecodeAttentionParams& p, cudaStream_t
   a.group = static_cast<int>(group);
   a.head_chunks = static_cast<int>(head_chunks);
   a.num_parts = static_cast<int>(parts);
+  a.slots = static_cast<int>(slots);
   a.bs_shift = p.block_size == 16 ? 4 : 5;
   a.scale_log2 = p.scale * kLog2e;
 
   const dim3 grid(parts, p.kv_heads * head_chunks, p.num_tokens);
-  cudaError_t err = p.head_dim == 64 ? launch_partitions<64>(a, heads_per_cta, grid, stream)
-                                     : launch_partitions<128>(a, heads_per_cta, grid, stream);
-  if (err != cudaSuccess || parts == 1) return err;
-
-  const dim3 combine_grid((p.n_heads + kWarps - 1) / kWarps, p.num_tokens);
-  if (p.head_dim == 64) {
-    decode_combine_kernel<64><<<combine_grid, kThreads, 0, stream>>>(a);
-  } else {
-    decode_combine_kernel<128><<<combine_grid, kThreads, 0, stream>>>(a);
-  }
-  return cudaGetLastError();
+  return p.head_dim == 64 ? launch_partitions<64>(a, heads_per_cta, grid, stream)
+                          : launch_partitions<128>(a, heads_per_cta, grid, stream);
 }
 
 }  // namespace sluice::cuda

@@ -9,7 +9,8 @@
 //    block is sized so that every thread holds 1, 2 or 4 chunks. Rows too wide or unaligned for that take a
 //    plain two-pass kernel.
 //  - rope: one block per token. The block evaluates cos/sin of the token's head_dim/2 angles once into shared
-//    memory and rotates every q and k head with them, two pairs (4 bytes + 4 bytes) per thread step.
+//    memory and rotates every q and k head with them, two pairs (4 bytes + 4 bytes) per thread step; with a
+//    fused KV write the same thread stores its rotated k pairs into the page, and the V heads follow.
 //  - random_fill: one Philox4x32-10 block (four 32-bit words) per four consecutive elements.
 // No kernel allocates, synchronizes or uses atomics; every launcher validates its params first.
 #include <cuda_bf16.h>
@@ -22,6 +23,7 @@
 
 #include "engine/sampling/philox.h"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/pdl.cuh"
 
 namespace sluice::cuda {
 namespace {
@@ -71,6 +73,8 @@ __device__ __forceinline__ uint4 float8_to_bf16(const float (&f)[8]) {
 
 template <bool kVec>
 __global__ void embedding_kernel(EmbeddingParams p) {
+  pdl_wait();
+  pdl_launch_dependents();
   const std::uint32_t per_row = kVec ? p.hidden / 8 : p.hidden;
   for (std::uint32_t t = blockIdx.y; t < p.num_tokens; t += gridDim.y) {
     const std::int32_t id = p.ids[t];
@@ -115,6 +119,8 @@ __device__ __forceinline__ float block_sum(float v) {
 // One block per row; thread i owns chunks i, i + blockDim.x, ... (kChunks of them, 8 elements each).
 template <int kChunks>
 __global__ void __launch_bounds__(1024) rmsnorm_vec_kernel(RmsNormParams p) {
+  pdl_wait();
+  pdl_launch_dependents();
   const std::size_t row = blockIdx.x;
   const std::uint32_t chunks = p.hidden / 8;
   float* residual = p.residual + row * p.hidden;
@@ -171,6 +177,8 @@ __global__ void __launch_bounds__(1024) rmsnorm_vec_kernel(RmsNormParams p) {
 // Any width and alignment: the residual is updated in a first pass and read back (by the thread that wrote
 // it) in the second.
 __global__ void rmsnorm_scalar_kernel(RmsNormParams p) {
+  pdl_wait();
+  pdl_launch_dependents();
   const std::size_t row = blockIdx.x;
   float* residual = p.residual + row * p.hidden;
   const __nv_bfloat16* delta = p.delta ? p.delta + row * p.hidden : nullptr;
@@ -207,10 +215,37 @@ __device__ __forceinline__ void rotate(float& a, float& b, float c, float s) {
   b = rb;
 }
 
-__global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeParams p) {
+// What rope_kernel needs of a fused KV write: the pages and where this launch's tokens go.
+struct RopeCache {
+  const __nv_bfloat16* v;
+  __nv_bfloat16* k_cache;
+  __nv_bfloat16* v_cache;
+  const std::int32_t* slot_mapping;
+  std::uint32_t v_stride;
+  std::uint32_t block_size;
+  std::uint64_t slots;  // num_blocks * block_size
+};
+
+// The page offset of token t's KV head 0 at dimension 0, or -1 when its slot is skipped.
+__device__ __forceinline__ std::int64_t page_offset(const RopeCache& c, std::uint32_t t, std::uint32_t kv_heads,
+                                                    std::uint32_t head_dim) {
+  const std::int32_t slot = c.slot_mapping[t];
+  if (slot < 0 || static_cast<std::uint64_t>(slot) >= c.slots) return -1;
+  const std::uint32_t block = static_cast<std::uint32_t>(slot) / c.block_size;
+  const std::uint32_t in_block = static_cast<std::uint32_t>(slot) - block * c.block_size;
+  return (static_cast<std::int64_t>(block) * kv_heads * c.block_size + in_block) * head_dim;
+}
+
+template <bool kCache>
+__global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeParams p, RopeCache c) {
+  pdl_wait();
+  pdl_launch_dependents();
   __shared__ float cos_t[kRopeMaxHeadDim / 2];
   __shared__ float sin_t[kRopeMaxHeadDim / 2];
   const std::uint32_t t = blockIdx.x;
+  // Head g of the token sits at page + g * block_size * head_dim.
+  const std::int64_t page = kCache ? page_offset(c, t, p.kv_heads, p.head_dim) : -1;
+  const std::size_t head_step = static_cast<std::size_t>(c.block_size) * p.head_dim;
   const std::uint32_t half = p.head_dim / 2;
   const float pos = static_cast<float>(p.positions[t]);
   for (std::uint32_t i = threadIdx.x; i < half; i += blockDim.x) {
@@ -238,6 +273,11 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeParams p) {
       rotate(b.x, b.y, cos_t[2 * j + 1], sin_t[2 * j + 1]);
       *lo = __floats2bfloat162_rn(a.x, a.y);
       *hi = __floats2bfloat162_rn(b.x, b.y);
+      if (kCache && h >= p.n_heads && page >= 0) {
+        auto* dst = reinterpret_cast<__nv_bfloat162*>(c.k_cache + page + (h - p.n_heads) * head_step + 4 * j);
+        dst[0] = *lo;
+        dst[1] = *hi;
+      }
     } else {
       // pairs (2j, 2j + half) and (2j+1, 2j+1 + half): frequencies 2j and 2j+1
       lo = reinterpret_cast<__nv_bfloat162*>(head + 2 * j);
@@ -248,7 +288,24 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel(RopeParams p) {
       rotate(a.y, b.y, cos_t[2 * j + 1], sin_t[2 * j + 1]);
       *lo = __floats2bfloat162_rn(a.x, a.y);
       *hi = __floats2bfloat162_rn(b.x, b.y);
+      if (kCache && h >= p.n_heads && page >= 0) {
+        __nv_bfloat16* dst = c.k_cache + page + (h - p.n_heads) * head_step;
+        *reinterpret_cast<__nv_bfloat162*>(dst + 2 * j) = *lo;
+        *reinterpret_cast<__nv_bfloat162*>(dst + half + 2 * j) = *hi;
+      }
     }
+  }
+  if (!kCache || page < 0) return;
+  // V heads: copied as they are, two bf16 pairs per thread step.
+  const std::uint32_t v_steps = p.kv_heads * quarter;
+  const __nv_bfloat16* v_row = c.v + static_cast<std::size_t>(t) * c.v_stride;
+  for (std::uint32_t u = threadIdx.x; u < v_steps; u += blockDim.x) {
+    const std::uint32_t g = u / quarter;
+    const std::uint32_t d = (u - g * quarter) * 4;
+    const auto* src = reinterpret_cast<const __nv_bfloat162*>(v_row + g * p.head_dim + d);
+    auto* dst = reinterpret_cast<__nv_bfloat162*>(c.v_cache + page + g * head_step + d);
+    dst[0] = src[0];
+    dst[1] = src[1];
   }
 }
 
@@ -258,6 +315,8 @@ __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f +
 
 template <bool kVec>
 __global__ void swiglu_kernel(SwiGluParams p) {
+  pdl_wait();
+  pdl_launch_dependents();
   const std::uint32_t per_row = kVec ? p.ffn / 8 : p.ffn;
   for (std::uint32_t t = blockIdx.y; t < p.num_tokens; t += gridDim.y) {
     const __nv_bfloat16* gate = p.gate_up + static_cast<std::size_t>(t) * 2 * p.ffn;
@@ -282,6 +341,8 @@ __global__ void swiglu_kernel(SwiGluParams p) {
 
 template <bool kVec>
 __global__ void kv_write_kernel(KvWriteParams p) {
+  pdl_wait();
+  pdl_launch_dependents();
   constexpr std::uint32_t kWidth = kVec ? 8 : 1;
   const std::uint32_t per_head = p.head_dim / kWidth;
   const std::uint32_t per_tensor = p.kv_heads * per_head;
@@ -315,6 +376,8 @@ __global__ void kv_write_kernel(KvWriteParams p) {
 
 template <bool kVec>
 __global__ void gather_rows_kernel(GatherRowsParams p) {
+  pdl_wait();
+  pdl_launch_dependents();
   const std::uint32_t per_row = kVec ? p.width / 8 : p.width;
   for (std::uint32_t r = blockIdx.y; r < p.num_rows; r += gridDim.y) {
     const std::int32_t src_row = p.rows[r];
@@ -371,12 +434,8 @@ cudaError_t launch_embedding(const EmbeddingParams& p, cudaStream_t stream) {
   const bool vec = p.hidden % 8 == 0 && aligned16(p.table) && aligned16(p.out);
   const std::uint32_t per_row = vec ? p.hidden / 8 : p.hidden;
   const std::uint32_t threads = threads_for(per_row, 256);
-  if (vec) {
-    embedding_kernel<true><<<row_grid(per_row, threads, p.num_tokens), threads, 0, stream>>>(p);
-  } else {
-    embedding_kernel<false><<<row_grid(per_row, threads, p.num_tokens), threads, 0, stream>>>(p);
-  }
-  return cudaGetLastError();
+  if (vec) return launch_pdl(embedding_kernel<true>, row_grid(per_row, threads, p.num_tokens), threads, 0, stream, p);
+  return launch_pdl(embedding_kernel<false>, row_grid(per_row, threads, p.num_tokens), threads, 0, stream, p);
 }
 
 cudaError_t launch_rmsnorm(const RmsNormParams& p, cudaStream_t stream) {
@@ -390,13 +449,13 @@ cudaError_t launch_rmsnorm(const RmsNormParams& p, cudaStream_t stream) {
                    aligned16(p.out) && (p.delta == nullptr || aligned16(p.delta)) &&
                    (p.delta == nullptr || p.delta_bias == nullptr || aligned16(p.delta_bias));
   if (!vec) {
-    rmsnorm_scalar_kernel<<<p.rows, 256, 0, stream>>>(p);
+    return launch_pdl(rmsnorm_scalar_kernel, p.rows, 256, 0, stream, p);
   } else if (chunks <= 1024) {
-    rmsnorm_vec_kernel<1><<<p.rows, threads_for(chunks, 1024), 0, stream>>>(p);
+    return launch_pdl(rmsnorm_vec_kernel<1>, p.rows, threads_for(chunks, 1024), 0, stream, p);
   } else if (chunks <= 2048) {
-    rmsnorm_vec_kernel<2><<<p.rows, threads_for(ceil_div(chunks, 2), 1024), 0, stream>>>(p);
+    return launch_pdl(rmsnorm_vec_kernel<2>, p.rows, threads_for(ceil_div(chunks, 2), 1024), 0, stream, p);
   } else {
-    rmsnorm_vec_kernel<4><<<p.rows, threads_for(ceil_div(chunks, 4), 1024), 0, stream>>>(p);
+    return launch_pdl(rmsnorm_vec_kernel<4>, p.rows, threads_for(ceil_div(chunks, 4), 1024), 0, stream, p);
   }
   return cudaGetLastError();
 }
@@ -411,9 +470,24 @@ cudaError_t launch_rope(const RopeParams& p, cudaStream_t stream) {
       static_cast<std::uint64_t>(p.n_heads) + p.kv_heads > (1u << 20)) {
     return cudaErrorInvalidValue;
   }
+  RopeCache c{};
+  if (p.cache != nullptr) {
+    const KvWriteParams& kv = *p.cache;
+    if (p.kv_heads == 0 || kv.k != p.k || kv.k_stride != p.k_stride || kv.kv_heads != p.kv_heads ||
+        kv.head_dim != p.head_dim || kv.v == nullptr || !aligned4(kv.v) || kv.v_stride % 2 != 0 ||
+        kv.v_stride < static_cast<std::uint64_t>(kv.kv_heads) * kv.head_dim || kv.k_cache == nullptr ||
+        kv.v_cache == nullptr || !aligned4(kv.k_cache) || !aligned4(kv.v_cache) || kv.slot_mapping == nullptr ||
+        kv.block_size == 0 || kv.num_blocks == 0 || kv.num_tokens != p.num_tokens) {
+      return cudaErrorInvalidValue;
+    }
+    c = RopeCache{kv.v, kv.k_cache, kv.v_cache, kv.slot_mapping, kv.v_stride, kv.block_size,
+                  static_cast<std::uint64_t>(kv.num_blocks) * kv.block_size};
+  }
   if (p.num_tokens == 0 || p.n_heads + p.kv_heads == 0) return cudaSuccess;
-  rope_kernel<<<p.num_tokens, kRopeThreads, 0, stream>>>(p);
-  return cudaGetLastError();
+  RopeParams args = p;
+  args.cache = nullptr;
+  if (p.cache != nullptr) return launch_pdl(rope_kernel<true>, p.num_tokens, kRopeThreads, 0, stream, args, c);
+  return launch_pdl(rope_kernel<false>, p.num_tokens, kRopeThreads, 0, stream, args, c);
 }
 
 cudaError_t launch_swiglu(const SwiGluParams& p, cudaStream_t stream) {
@@ -422,12 +496,8 @@ cudaError_t launch_swiglu(const SwiGluParams& p, cudaStream_t stream) {
   const bool vec = p.ffn % 8 == 0 && aligned16(p.gate_up) && aligned16(p.out);
   const std::uint32_t per_row = vec ? p.ffn / 8 : p.ffn;
   const std::uint32_t threads = threads_for(per_row, 256);
-  if (vec) {
-    swiglu_kernel<true><<<row_grid(per_row, threads, p.num_tokens), threads, 0, stream>>>(p);
-  } else {
-    swiglu_kernel<false><<<row_grid(per_row, threads, p.num_tokens), threads, 0, stream>>>(p);
-  }
-  return cudaGetLastError();
+  if (vec) return launch_pdl(swiglu_kernel<true>, row_grid(per_row, threads, p.num_tokens), threads, 0, stream, p);
+  return launch_pdl(swiglu_kernel<false>, row_grid(per_row, threads, p.num_tokens), threads, 0, stream, p);
 }
 
 cudaError_t launch_kv_write(const KvWriteParams& p, cudaStream_t stream) {
@@ -442,12 +512,8 @@ cudaError_t launch_kv_write(const KvWriteParams& p, cudaStream_t stream) {
                    aligned16(p.v) && aligned16(p.k_cache) && aligned16(p.v_cache);
   const std::uint32_t per_token = static_cast<std::uint32_t>(2 * row / (vec ? 8 : 1));
   const std::uint32_t threads = threads_for(per_token, 256);
-  if (vec) {
-    kv_write_kernel<true><<<row_grid(per_token, threads, p.num_tokens), threads, 0, stream>>>(p);
-  } else {
-    kv_write_kernel<false><<<row_grid(per_token, threads, p.num_tokens), threads, 0, stream>>>(p);
-  }
-  return cudaGetLastError();
+  if (vec) return launch_pdl(kv_write_kernel<true>, row_grid(per_token, threads, p.num_tokens), threads, 0, stream, p);
+  return launch_pdl(kv_write_kernel<false>, row_grid(per_token, threads, p.num_tokens), threads, 0, stream, p);
 }
 
 cudaError_t launch_gather_rows(const GatherRowsParams& p, cudaStream_t stream) {
@@ -460,12 +526,8 @@ cudaError_t launch_gather_rows(const GatherRowsParams& p, cudaStream_t stream) {
                    aligned16(p.out);
   const std::uint32_t per_row = vec ? p.width / 8 : p.width;
   const std::uint32_t threads = threads_for(per_row, 256);
-  if (vec) {
-    gather_rows_kernel<true><<<row_grid(per_row, threads, p.num_rows), threads, 0, stream>>>(p);
-  } else {
-    gather_rows_kernel<false><<<row_grid(per_row, threads, p.num_rows), threads, 0, stream>>>(p);
-  }
-  return cudaGetLastError();
+  if (vec) return launch_pdl(gather_rows_kernel<true>, row_grid(per_row, threads, p.num_rows), threads, 0, stream, p);
+  return launch_pdl(gather_rows_kernel<false>, row_grid(per_row, threads, p.num_rows), threads, 0, stream, p);
 }
 
 cudaError_t launch_random_fill(const RandomFillParams& p, cudaStream_t stream) {

@@ -44,6 +44,12 @@ void rmsnorm_reference(const RmsNormParams& p);
 // interleaved style (GGUF llama): pairs (2i, 2i + 1). Math in fp32, rounded to bf16 once.
 // Accepted shapes: head_dim a multiple of 4 up to 512; q_stride, k_stride even and q, k 4-byte aligned (each
 // thread moves bf16 pairs). k may be null when kv_heads is 0.
+// With `cache` set, the same launch also does kv_write (below) for the token: the rotated K heads and the V
+// heads go into the pages at slot_mapping[t] (skipped for a negative or out-of-range slot), with the same bits
+// as launch_rope followed by launch_kv_write, one kernel instead of two. cache->k and cache->k_stride must be
+// this struct's k and k_stride; cache->kv_heads and head_dim must match; v_stride even, v and the pages 4-byte
+// aligned.
+struct KvWriteParams;
 struct RopeParams {
   __nv_bfloat16* q = nullptr;  // q[t * q_stride + h * head_dim + d], h < n_heads
   __nv_bfloat16* k = nullptr;  // k[t * k_stride + h * head_dim + d], h < kv_heads
@@ -56,6 +62,7 @@ struct RopeParams {
   std::uint32_t kv_heads = 0;
   std::uint32_t head_dim = 0;
   bool interleaved = false;
+  const KvWriteParams* cache = nullptr;  // read on the host at launch (copied into the kernel's arguments)
 };
 cudaError_t launch_rope(const RopeParams& p, cudaStream_t stream);
 void rope_reference(const RopeParams& p);

@@ -66,6 +66,7 @@ void rope_reference(const RopeParams& p) {
       }
     }
   }
+  if (p.cache != nullptr) kv_write_reference(*p.cache);
 }
 
 void swiglu_reference(const SwiGluParams& p) {

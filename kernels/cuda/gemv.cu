@@ -33,6 +33,8 @@
 
 #include <cstddef>
 
+#include "kernels/cuda/pdl.cuh"
+
 namespace sluice::cuda {
 
 namespace {
@@ -137,6 +139,10 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvParams p) {
 
 #pragma unroll
   for (int s = 0; s < S - 1; ++s) issue();
+  // The weights are no earlier kernel's output: their first steps are on their way while the previous kernel
+  // finishes (pdl.cuh); the activations (and an accumulated output) are read only after this.
+  pdl_wait();
+  pdl_launch_dependents();
 
   float acc[R][M];
 #pragma unroll
@@ -227,8 +233,7 @@ cudaError_t launch_config(const GemvParams& p, std::uint32_t blocks_per_sm, cuda
   const std::uint32_t per_warp = (groups + max_warps - 1) / max_warps;
   const std::uint32_t warps = (groups + per_warp - 1) / per_warp;
   const std::uint32_t blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
-  gemv_kernel<M, R, S><<<blocks, kThreads, smem, stream>>>(p);
-  return cudaGetLastError();
+  return launch_pdl(gemv_kernel<M, R, S>, blocks, kThreads, smem, stream, p);
 }
 
 template <int M, int R>

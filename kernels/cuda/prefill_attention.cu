@@ -29,6 +29,7 @@
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/attention_device.cuh"
+#include "kernels/cuda/pdl.cuh"
 
 namespace sluice::cuda {
 
@@ -60,6 +61,8 @@ struct PrefillArgs {
 
 template <int kHeadDim>
 __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(const PrefillArgs a) {
+  pdl_wait();
+  pdl_launch_dependents();
   constexpr int kRow = kHeadDim + 8;       // padded shared row: ldmatrix rows land in distinct banks
   constexpr int kKChunks = kHeadDim / 16;  // k-steps of S = Q·Kᵀ
   constexpr int kDTiles = kHeadDim / 8;    // n-tiles of O
@@ -285,12 +288,8 @@ cudaError_t launch_prefill_attention(const PrefillAttentionParams& p, cudaStream
   a.scale_log2 = p.scale * kLog2e;
 
   const dim3 grid((p.max_tokens_per_seq + kTileQ - 1) / kTileQ, p.n_heads, p.num_seqs);
-  if (p.head_dim == 64) {
-    prefill_attention_kernel<64><<<grid, kThreads, 0, stream>>>(a);
-  } else {
-    prefill_attention_kernel<128><<<grid, kThreads, 0, stream>>>(a);
-  }
-  return cudaGetLastError();
+  if (p.head_dim == 64) return launch_pdl(prefill_attention_kernel<64>, grid, kThreads, 0, stream, a);
+  return launch_pdl(prefill_attention_kernel<128>, grid, kThreads, 0, stream, a);
 }
 
 }  // namespace sluice::cuda

@@ -34,6 +34,7 @@
 
 #include "engine/sampling/philox.h"
 #include "kernels/cuda/sampling.h"
+#include "kernels/cuda/pdl.cuh"
 
 namespace sluice::cuda {
 namespace {
@@ -423,6 +424,8 @@ __device__ Selection radix_select(const Row& row, Member member, double target, 
 
 template <int G>
 __global__ void __launch_bounds__(kThreads, 1) sampling_kernel(SamplingParams p) {
+  pdl_wait();
+  pdl_launch_dependents();
   __shared__ Shared sh;
   const RowSampling rs = p.rows[blockIdx.x];
   const bool greedy = !(rs.temperature >= kGreedyBelow);
@@ -541,8 +544,7 @@ cudaError_t launch_sampling(const SamplingParams& p, cudaStream_t stream) {
   // the H200 for vocabularies needing several passes per thread (SamplingKernel.GreedyMatchesExactly), while
   // the scalar variant matched the host on every row. Coalesced 4-byte loads cost little here: the kernel
   // is one launch per step over num_rows x vocab floats.
-  sampling_kernel<1><<<p.num_rows, kThreads, 0, stream>>>(p);
-  return cudaGetLastError();
+  return launch_pdl(sampling_kernel<1>, p.num_rows, kThreads, 0, stream, p);
 }
 
 }  // namespace sluice::cuda

@@ -102,6 +102,9 @@ double run_decode_case(const HeadShape& shape, const DecodeCase& c, std::mt19937
   DeviceBuffer<std::int32_t> d_tokens(row_of), d_pos(positions), d_tables(kv.tables), d_offset(table_offset);
   DeviceBuffer<unsigned char> d_ws(
       decode_attention_workspace_bytes(listed, shape.n_heads, shape.head_dim, c.max_context));
+  if (d_ws.n > 0) {
+    EXPECT_EQ(cudaMemset(d_ws.ptr, 0, d_ws.n), cudaSuccess);  // the arrival counters start at zero
+  }
 
   DecodeAttentionParams dev = host;
   dev.q = d_q.ptr;
@@ -144,7 +147,7 @@ TEST(DecodeAttention, MatchesReferenceAcrossShapesAndLengths) {
       big.contexts[1] = 1;
       cases.push_back(big);
     }
-    // Single partition (direct output, no workspace), including exactly one full partition.
+    // Contexts up to one partition (split finer for this small batch), including exactly one full partition.
     {
       DecodeCase one{random_contexts(9, 512, rng), 512, false};
       one.contexts[0] = 512;
@@ -152,6 +155,10 @@ TEST(DecodeAttention, MatchesReferenceAcrossShapesAndLengths) {
     }
     cases.push_back({random_contexts(3, 100, rng), 100, false});
     cases.push_back({{1}, 1, false});
+    // Batch 1: rows split into up to 32 partitions of whole tiles, short and long, in a grid sized for more.
+    cases.push_back({{5000}, 5000, false});
+    cases.push_back({{700}, 8192, false});
+    cases.push_back({{65}, 128, false});
     // A grid far larger than the lengths: most partitions exit at once and the combine ignores them.
     cases.push_back({{1, 50, 700}, 8192, false});
     // Row indirection, strided rows, unlisted rows left alone, and a row with no position (zero output).
@@ -311,7 +318,11 @@ TEST(DecodeAttention, GraphReplayAfterPositionsGrowMatchesEagerLaunch) {
   DeviceBuffer<__nv_bfloat16> d_q(q), d_k(kv.k), d_v(kv.v), d_graph_out(std::size_t{n} * width),
       d_eager_out(std::size_t{n} * width);
   DeviceBuffer<std::int32_t> d_pos(n), d_tables(kv.tables), d_offset(kv.table_offset);
-  DeviceBuffer<unsigned char> d_ws(decode_attention_workspace_bytes(n, shape.n_heads, shape.head_dim, max_context));
+  // Sized for more rows than launched, as the engine's workspace is (max_num_seqs rows).
+  const std::uint32_t ws_tokens = n + 3;
+  DeviceBuffer<unsigned char> d_ws(
+      decode_attention_workspace_bytes(ws_tokens, shape.n_heads, shape.head_dim, max_context));
+  ASSERT_EQ(cudaMemset(d_ws.ptr, 0, d_ws.n), cudaSuccess);
 
   DecodeAttentionParams p{};
   p.q = d_q.ptr;
@@ -331,6 +342,7 @@ TEST(DecodeAttention, GraphReplayAfterPositionsGrowMatchesEagerLaunch) {
   p.max_context = max_context;
   p.scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
   p.workspace = d_ws.ptr;
+  p.workspace_tokens = ws_tokens;
 
   cudaStream_t stream = nullptr;
   ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
@@ -382,6 +394,11 @@ TEST(DecodeAttention, GraphReplayAfterPositionsGrowMatchesEagerLaunch) {
     expect_rows_match(from_graph, want, rows, {}, width, shape, kSentinel);
     if (HasFailure()) break;
   }
+  // Every launch left the arrival counters (the workspace's first words) at zero for the next one.
+  std::vector<unsigned> counters(std::size_t{ws_tokens} * shape.n_heads);
+  ASSERT_EQ(cudaMemcpy(counters.data(), d_ws.ptr, counters.size() * sizeof(unsigned), cudaMemcpyDeviceToHost),
+            cudaSuccess);
+  EXPECT_EQ(std::count(counters.begin(), counters.end(), 0u), static_cast<std::ptrdiff_t>(counters.size()));
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);
@@ -457,6 +474,10 @@ TEST(AttentionLaunchers, RejectOutOfRangeParams) {
       {"misaligned pages", [](DecodeAttentionParams& p) { p.k_cache += 1; }},
       {"non-finite scale", [](DecodeAttentionParams& p) { p.scale = INFINITY; }},
       {"too many rows for the grid", [](DecodeAttentionParams& p) { p.num_tokens = 70000; }},
+      {"a workspace sized for fewer rows", [](DecodeAttentionParams& p) {
+         p.num_tokens = 4;
+         p.workspace_tokens = 3;
+       }},
   };
   for (const auto& [what, edit] : decode_edits) {
     DecodeAttentionParams p = valid_decode_params(mem.ptr);
@@ -472,8 +493,9 @@ TEST(AttentionLaunchers, RejectOutOfRangeParams) {
     p.workspace = nullptr;
     p.num_tokens = 0;
     EXPECT_EQ(launch_decode_attention(p, nullptr), cudaSuccess);
-    EXPECT_EQ(decode_attention_workspace_bytes(64, 32, 128, kDecodePartition), 0u) << "one partition needs none";
-    EXPECT_GT(decode_attention_workspace_bytes(64, 32, 128, kDecodePartition + 1), 0u);
+    EXPECT_EQ(decode_attention_workspace_bytes(64, 32, 128, 64), 0u) << "one tile is never split";
+    EXPECT_GT(decode_attention_workspace_bytes(64, 32, 128, 65), 0u);
+    EXPECT_GT(decode_attention_workspace_bytes(1, 32, 128, kDecodePartition), 0u) << "batch 1 splits short rows";
   }
 
   using PrefillEdit = void (*)(PrefillAttentionParams&);

@@ -317,7 +317,6 @@ class HostLauncher final : public cuda::KernelLauncher {
   cudaError_t embedding(const cuda::EmbeddingParams& p) override { return done(cuda::embedding_reference, p); }
   cudaError_t rmsnorm(const cuda::RmsNormParams& p) override { return done(cuda::rmsnorm_reference, p); }
   cudaError_t rope(const cuda::RopeParams& p) override { return done(cuda::rope_reference, p); }
-  cudaError_t kv_write(const cuda::KvWriteParams& p) override { return done(cuda::kv_write_reference, p); }
   cudaError_t decode_attention(const cuda::DecodeAttentionParams& p) override {
     ++decode_launches;
     return done(cuda::attention_reference, p);

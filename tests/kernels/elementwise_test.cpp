@@ -11,6 +11,7 @@
 #include <cstring>
 #include <numeric>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "kernels/cuda/elementwise.h"
@@ -269,6 +270,158 @@ TEST(ElementwiseKernels, KvWriteMatchesReference) {
       }
     }
   }
+}
+
+// A launch of RoPE with the KV write fused in leaves exactly the bits of launch_rope followed by
+// launch_kv_write (q, k rows and both page pools), and the composed references agree within the bf16 bar.
+TEST(ElementwiseKernels, RopeWithFusedKvWriteMatchesTheTwoLaunches) {
+  SLUICE_REQUIRE_GPU();
+  SLUICE_SEED_TRACE();
+  auto rng = make_rng(9);
+  struct Heads {
+    std::uint32_t q, kv;
+  };
+  const Heads heads[] = {{32, 8}, {9, 3}, {14, 2}, {4, 4}};
+  for (std::uint32_t block_size : {16u, 32u}) {
+    for (std::uint32_t head_dim : {64u, 128u}) {
+      for (const Heads& hd : heads) {
+        for (std::uint32_t tokens : {1u, 40u, 300u}) {
+          for (bool interleaved : {false, true}) {
+            SCOPED_TRACE(::testing::Message() << "block_size " << block_size << " head_dim " << head_dim
+                                              << " heads " << hd.q << "/" << hd.kv << " tokens " << tokens
+                                              << " interleaved " << interleaved);
+            const std::uint32_t q_width = hd.q * head_dim, k_width = hd.kv * head_dim;
+            const std::uint32_t stride = q_width + 2 * k_width;  // packed QKV rows
+            const std::uint32_t num_blocks = tokens / block_size + 3;
+            const auto qkv = random_bf16(std::size_t{tokens} * stride, rng);
+            const std::size_t cache_elems = std::size_t{num_blocks} * hd.kv * block_size * head_dim;
+            const auto k_cache = random_bf16(cache_elems, rng);
+            const auto v_cache = random_bf16(cache_elems, rng);
+            std::vector<std::int32_t> all(num_blocks * block_size);
+            std::iota(all.begin(), all.end(), 0);
+            std::shuffle(all.begin(), all.end(), rng);
+            std::vector<std::int32_t> slots(all.begin(), all.begin() + tokens);
+            for (std::uint32_t t = 1; t < tokens; t += 7) slots[t] = -1;
+            if (tokens > 3) slots[3] = static_cast<std::int32_t>(num_blocks * block_size);
+            std::vector<std::int32_t> pos(tokens);
+            for (auto& x : pos) x = static_cast<std::int32_t>(rng() % 20000);
+            std::vector<float> inv_freq(head_dim / 2);
+            for (std::uint32_t i = 0; i < head_dim / 2; ++i) {
+              inv_freq[i] = 1.0f / std::pow(500000.0f, static_cast<float>(2 * i) / static_cast<float>(head_dim));
+            }
+            DeviceBuffer<std::int32_t> d_slots(slots), d_pos(pos);
+            DeviceBuffer<float> d_freq(inv_freq);
+            // Two copies of every input: one for the fused launch, one for the two separate launches.
+            DeviceBuffer<__nv_bfloat16> f_qkv(qkv), f_k(k_cache), f_v(v_cache);
+            DeviceBuffer<__nv_bfloat16> s_qkv(qkv), s_k(k_cache), s_v(v_cache);
+            const auto params = [&](DeviceBuffer<__nv_bfloat16>& q, DeviceBuffer<__nv_bfloat16>& kc,
+                                    DeviceBuffer<__nv_bfloat16>& vc) {
+              RopeParams r;
+              r.q = q.ptr;
+              r.k = q.ptr + q_width;
+              r.q_stride = r.k_stride = stride;
+              r.positions = d_pos.ptr;
+              r.inv_freq = d_freq.ptr;
+              r.num_tokens = tokens;
+              r.n_heads = hd.q;
+              r.kv_heads = hd.kv;
+              r.head_dim = head_dim;
+              r.interleaved = interleaved;
+              KvWriteParams kv;
+              kv.k = r.k;
+              kv.v = q.ptr + q_width + k_width;
+              kv.k_stride = kv.v_stride = stride;
+              kv.k_cache = kc.ptr;
+              kv.v_cache = vc.ptr;
+              kv.slot_mapping = d_slots.ptr;
+              kv.num_tokens = tokens;
+              kv.kv_heads = hd.kv;
+              kv.head_dim = head_dim;
+              kv.block_size = block_size;
+              kv.num_blocks = num_blocks;
+              return std::make_pair(r, kv);
+            };
+            auto [fr, fkv] = params(f_qkv, f_k, f_v);
+            fr.cache = &fkv;
+            ASSERT_EQ(launch_rope(fr, nullptr), cudaSuccess);
+            auto [sr, skv] = params(s_qkv, s_k, s_v);
+            ASSERT_EQ(launch_rope(sr, nullptr), cudaSuccess);
+            ASSERT_EQ(launch_kv_write(skv, nullptr), cudaSuccess);
+            ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+            const auto fused_k = f_k.download(), fused_v = f_v.download();
+            EXPECT_TRUE(same_bits(f_qkv.download(), s_qkv.download()));
+            EXPECT_TRUE(same_bits(fused_k, s_k.download()));
+            EXPECT_TRUE(same_bits(fused_v, s_v.download()));
+            EXPECT_FALSE(same_bits(fused_k, k_cache)) << "nothing was written into the pages";
+
+            // The reference composes rope_reference and kv_write_reference the same way.
+            auto h_qkv = qkv;
+            auto h_k = k_cache, h_v = v_cache;
+            RopeParams hr = fr;
+            hr.q = h_qkv.data();
+            hr.k = h_qkv.data() + q_width;
+            hr.positions = pos.data();
+            hr.inv_freq = inv_freq.data();
+            KvWriteParams hkv = fkv;
+            hkv.k = hr.k;
+            hkv.v = h_qkv.data() + q_width + k_width;
+            hkv.k_cache = h_k.data();
+            hkv.v_cache = h_v.data();
+            hkv.slot_mapping = slots.data();
+            hr.cache = &hkv;
+            rope_reference(hr);
+            EXPECT_LE(bf16_rel_error(fused_k, h_k), kBf16Bar);
+            EXPECT_TRUE(same_bits(fused_v, h_v));
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(ElementwiseKernels, RopeWithFusedKvWriteRejectsMismatchedParams) {
+  SLUICE_REQUIRE_GPU();
+  DeviceBuffer<__nv_bfloat16> qkv(std::vector<__nv_bfloat16>(4 * 384)), pages(std::vector<__nv_bfloat16>(4096));
+  DeviceBuffer<std::int32_t> ids(std::vector<std::int32_t>{0, 1, 2, 3});
+  DeviceBuffer<float> freq(std::vector<float>(32, 0.5f));
+  RopeParams r;
+  r.q = qkv.ptr;
+  r.k = qkv.ptr + 256;
+  r.q_stride = r.k_stride = 384;
+  r.positions = ids.ptr;
+  r.inv_freq = freq.ptr;
+  r.num_tokens = 4;
+  r.n_heads = 4;
+  r.kv_heads = 1;
+  r.head_dim = 64;
+  KvWriteParams kv;
+  kv.k = r.k;
+  kv.v = qkv.ptr + 320;
+  kv.k_stride = kv.v_stride = 384;
+  kv.k_cache = pages.ptr;
+  kv.v_cache = pages.ptr + 2048;
+  kv.slot_mapping = ids.ptr;
+  kv.num_tokens = 4;
+  kv.kv_heads = 1;
+  kv.head_dim = 64;
+  kv.block_size = 16;
+  kv.num_blocks = 2;
+  r.cache = &kv;
+  EXPECT_EQ(launch_rope(r, nullptr), cudaSuccess);
+  KvWriteParams bad = kv;
+  bad.k = qkv.ptr;  // not the rotated k
+  r.cache = &bad;
+  EXPECT_EQ(launch_rope(r, nullptr), cudaErrorInvalidValue);
+  bad = kv;
+  bad.head_dim = 128;
+  EXPECT_EQ(launch_rope(r, nullptr), cudaErrorInvalidValue);
+  bad = kv;
+  bad.num_tokens = 3;
+  EXPECT_EQ(launch_rope(r, nullptr), cudaErrorInvalidValue);
+  bad = kv;
+  bad.v_cache = nullptr;
+  EXPECT_EQ(launch_rope(r, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 }
 
 // --------------------------------------------------------------------------------------------- gather rows
