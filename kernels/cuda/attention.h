@@ -52,6 +52,10 @@ struct DecodeAttentionParams {
 // leaves the counters as it found them. One workspace serves one stream at a time.
 std::size_t decode_attention_workspace_bytes(std::uint32_t max_tokens, std::uint32_t n_heads, std::uint32_t head_dim,
                                              std::uint32_t max_context);
+// Partitions per row of a launch (its grid's x): max_context / kDecodePartition rounded up, or more for a
+// small batch (up to 32, each at least a 64-position tile). 0 for an empty or invalid shape.
+std::uint32_t decode_attention_partitions(std::uint32_t num_tokens, std::uint32_t n_heads, std::uint32_t kv_heads,
+                                          std::uint32_t max_context);
 cudaError_t launch_decode_attention(const DecodeAttentionParams& p, cudaStream_t stream);
 
 // Prefill attention (flash-attention style, causal, GQA) for sequences that bring several new tokens: new

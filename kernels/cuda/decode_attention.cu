@@ -5,7 +5,7 @@
 //
 // One kernel, decode_partition_kernel: grid (num_parts, kv_heads * head_chunks, num_tokens), 128 threads.
 // One CTA takes one partition (at most kDecodePartition positions; a small batch splits its rows finer, see
-// slots_for) of one listed row and up to kHeadsPerCta query heads of one KV group (all of them when
+// split_for) of one listed row and up to kHeadsPerCta query heads of one KV group (all of them when
 // group <= 8), so each K/V byte of the partition is read from memory once per group, not once per query
 // head — decode is bandwidth-bound. The partition is walked in tiles of
 // 64 positions staged in shared memory by 16-byte cp.async copies:
@@ -318,10 +318,23 @@ std::uint32_t partitions_for(std::uint32_t max_context) {
 constexpr std::uint32_t kTargetCtas = 256;  // about two per SM of an H200
 constexpr std::uint32_t kMaxSlots = 32;
 
-std::uint32_t slots_for(std::uint32_t ctas_per_slot, std::uint32_t max_context) {
-  const std::uint32_t wanted = (kTargetCtas + ctas_per_slot - 1) / ctas_per_slot;
+struct Split {
+  std::uint32_t slots;  // partitions a short row is spread over
+  std::uint32_t parts;  // the grid's x: enough for max_context in kDecodePartition pieces, and for the slots
+};
+
+// ctas_per_slot: CTAs one partition index gives the launch (rows × KV heads × head chunks).
+Split split_for(std::uint64_t ctas_per_slot, std::uint32_t max_context) {
+  const std::uint64_t wanted = (kTargetCtas + ctas_per_slot - 1) / std::max<std::uint64_t>(ctas_per_slot, 1);
   const std::uint32_t tiles = (max_context + kTileKeys - 1) / kTileKeys;
-  return std::max<std::uint32_t>(1, std::min({wanted, kMaxSlots, tiles}));
+  const std::uint32_t slots =
+      std::max<std::uint32_t>(1, std::min<std::uint32_t>({static_cast<std::uint32_t>(wanted), kMaxSlots, tiles}));
+  return {slots, std::max(partitions_for(max_context), slots)};
+}
+
+std::uint32_t heads_per_cta_for(std::uint32_t group) {
+  const std::uint32_t capped = std::min<std::uint32_t>(group, kHeadsPerCta);
+  return capped <= 1 ? 1 : capped <= 2 ? 2 : capped <= 4 ? 4 : 8;
 }
 
 bool aligned(const void* p, std::uintptr_t bytes) {
@@ -349,9 +362,17 @@ std::size_t decode_attention_workspace_bytes(std::uint32_t max_tokens, std::uint
   // One tile's worth of context is never split: a single partition writes the output directly.
   if (max_context <= static_cast<std::uint32_t>(kTileKeys)) return 0;
   // A launch of t rows has max(partitions_for, slots) partitions per row, and t * slots <= kTargetCtas + t
-  // (slots_for rounds kTargetCtas / (t * CTAs per row) up), so t rows take at most this many records per head:
+  // (split_for rounds kTargetCtas / (t * CTAs per row) up), so t rows take at most this many records per head:
   const std::size_t records = std::size_t{max_tokens} * (partitions_for(max_context) + 1) + kTargetCtas;
   return arrivals_bytes(max_tokens, n_heads) + records * n_heads * (std::size_t{head_dim} + 2) * sizeof(float);
+}
+
+std::uint32_t decode_attention_partitions(std::uint32_t num_tokens, std::uint32_t n_heads, std::uint32_t kv_heads,
+                                          std::uint32_t max_context) {
+  if (num_tokens == 0 || kv_heads == 0 || n_heads % kv_heads != 0 || max_context == 0) return 0;
+  const std::uint32_t group = n_heads / kv_heads;
+  const std::uint32_t head_chunks = (group + heads_per_cta_for(group) - 1) / heads_per_cta_for(group);
+  return split_for(std::uint64_t{num_tokens} * kv_heads * head_chunks, max_context).parts;
 }
 
 cudaError_t launch_decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
@@ -372,12 +393,11 @@ cudaError_t launch_decode_attention(const DecodeAttentionParams& p, cudaStream_t
   if (!std::isfinite(p.scale)) return cudaErrorInvalidValue;
 
   const std::uint32_t group = p.n_heads / p.kv_heads;
-  const std::uint32_t capped = std::min<std::uint32_t>(group, kHeadsPerCta);
-  const int heads_per_cta = capped <= 1 ? 1 : capped <= 2 ? 2 : capped <= 4 ? 4 : 8;
+  const int heads_per_cta = static_cast<int>(heads_per_cta_for(group));
   const std::uint32_t head_chunks = (group + heads_per_cta - 1) / heads_per_cta;
   if (std::uint64_t{p.kv_heads} * head_chunks > 65535 || p.num_tokens > 65535) return cudaErrorInvalidValue;
-  const std::uint32_t slots = slots_for(p.num_tokens * p.kv_heads * head_chunks, p.max_context);
-  const std::uint32_t parts = std::max(partitions_for(p.max_context), slots);
+  const Split split = split_for(std::uint64_t{p.num_tokens} * p.kv_heads * head_chunks, p.max_context);
+  const std::uint32_t slots = split.slots, parts = split.parts;
   if (parts > 1 && (p.workspace == nullptr || !aligned(p.workspace, 16))) return cudaErrorInvalidValue;
 
   DecodeArgs a{};

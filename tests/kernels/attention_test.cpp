@@ -454,6 +454,43 @@ PrefillAttentionParams valid_prefill_params(void* any_device_memory) {
   return p;
 }
 
+// Host only: the workspace sized for max_tokens rows holds what every launch of 1..max_tokens rows writes, for
+// the partition counts the launcher picks; and those counts split small batches as documented.
+TEST(DecodeAttention, WorkspaceCoversEveryLaunchItIsSizedFor) {
+  struct Heads {
+    std::uint32_t q, kv;
+  };
+  const Heads heads[] = {{9, 3}, {32, 8}, {32, 32}, {64, 8}, {14, 2}, {8, 1}, {128, 2}};
+  for (const std::uint32_t max_tokens : {1u, 3u, 16u, 64u, 256u}) {
+    for (const Heads& h : heads) {
+      for (const std::uint32_t head_dim : {64u, 128u}) {
+        for (const std::uint32_t max_context : {1u, 64u, 65u, 384u, 512u, 513u, 2000u, 8192u, 131072u}) {
+          const std::size_t ws = decode_attention_workspace_bytes(max_tokens, h.q, head_dim, max_context);
+          const std::size_t counters = (std::size_t{max_tokens} * h.q * sizeof(unsigned) + 15) / 16 * 16;
+          const std::uint32_t base = (max_context + kDecodePartition - 1) / kDecodePartition;
+          for (std::uint32_t t = 1; t <= max_tokens; ++t) {
+            const std::uint32_t parts = decode_attention_partitions(t, h.q, h.kv, max_context);
+            ASSERT_GE(parts, base) << t << " rows, max_context " << max_context;
+            ASSERT_LE(parts, std::max(base, 32u));
+            if (parts <= 1) continue;
+            const std::size_t need = counters + std::size_t{t} * h.q * parts * (head_dim + 2) * sizeof(float);
+            ASSERT_LE(need, ws) << t << " of " << max_tokens << " rows, heads " << h.q << "/" << h.kv << ", head_dim "
+                                << head_dim << ", max_context " << max_context << ", " << parts << " partitions";
+          }
+        }
+      }
+    }
+  }
+  // Batch 1 with 8 KV heads: a 384-position context is split into its 6 tiles; 8192 positions into 32.
+  EXPECT_EQ(decode_attention_partitions(1, 32, 8, 384), 6u);
+  EXPECT_EQ(decode_attention_partitions(1, 32, 8, 8192), 32u);
+  // 256 rows already fill the GPU: partitions of kDecodePartition positions.
+  EXPECT_EQ(decode_attention_partitions(256, 32, 8, 8192), 8192u / kDecodePartition);
+  EXPECT_EQ(decode_attention_partitions(256, 32, 8, 384), 1u);
+  EXPECT_EQ(decode_attention_partitions(0, 32, 8, 384), 0u);
+  EXPECT_EQ(decode_attention_partitions(1, 32, 0, 384), 0u);
+}
+
 TEST(AttentionLaunchers, RejectOutOfRangeParams) {
   SLUICE_REQUIRE_GPU();
   DeviceBuffer<unsigned char> mem(256);
