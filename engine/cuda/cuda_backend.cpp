@@ -196,12 +196,6 @@ Result<std::unique_ptr<Backend>, BackendError> CudaBackend::build(std::shared_pt
   }
   cuda::Carver place(b->activation_arena_.data());
   cuda::carve_activations(place, spec, limits, decode_ws, sampling_ws, b->act_);
-  if (decode_ws > 0) {
-    // Decode attention's arrival counters start at zero; every launch leaves them so.
-    if (err = cudaMemsetAsync(b->act_.decode_workspace, 0, decode_ws, b->stream_); err != cudaSuccess) {
-      return fail(fault_error("cuda backend: clearing the decode attention workspace: " + cuda::error_text(err)));
-    }
-  }
 
   b->other_bytes_ = mi.activation_bytes + mi.workspace_bytes;
   std::string gemm_error;
@@ -217,7 +211,8 @@ Result<std::unique_ptr<Backend>, BackendError> CudaBackend::build(std::shared_pt
   b->k_cache_ = reinterpret_cast<__nv_bfloat16*>(b->kv_arena_.data());
   b->v_cache_ = b->k_cache_ + kv_elements;
   // Zeroed once: kernels that touch a whole page (or padding rows reading block 0) then never meet NaN bit
-  // patterns from uninitialized memory, which 0 × NaN would spread.
+  // patterns from uninitialized memory, which 0 × NaN would spread; and decode attention's arrival counters
+  // (in the activation arena's decode workspace) must start at zero.
   err = cudaMemsetAsync(b->kv_arena_.data(), 0, b->kv_arena_.bytes(), b->stream_);
   if (err == cudaSuccess)
     err = cudaMemsetAsync(b->activation_arena_.data(), 0, b->activation_arena_.bytes(), b->stream_);

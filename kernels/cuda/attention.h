@@ -43,7 +43,10 @@ struct DecodeAttentionParams {
   std::uint32_t max_context = 0;  // bound on positions[t] + 1 for every listed token
   float scale = 1.0f;
   void* workspace = nullptr;  // decode_attention_workspace_bytes(...) bytes of device memory, 16-aligned
-  std::uint32_t workspace_tokens = 0;  // the max_tokens the workspace was sized for (0: num_tokens)
+  // The max_tokens the workspace was sized for; it places the partial outputs after the arrival counters, so
+  // every launch sharing a workspace must pass the same value. 0 stands for num_tokens: only for a workspace
+  // that no launch with a different num_tokens uses.
+  std::uint32_t workspace_tokens = 0;
 };
 // Workspace for launches with num_tokens <= max_tokens and a max_context up to the one given here: one arrival
 // counter per (token, head), then the fp32 partial outputs and their softmax statistics; 0 when max_context

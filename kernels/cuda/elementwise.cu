@@ -457,7 +457,6 @@ cudaError_t launch_rmsnorm(const RmsNormParams& p, cudaStream_t stream) {
   } else {
     return launch_pdl(rmsnorm_vec_kernel<4>, p.rows, threads_for(ceil_div(chunks, 4), 1024), 0, stream, p);
   }
-  return cudaGetLastError();
 }
 
 cudaError_t launch_rope(const RopeParams& p, cudaStream_t stream) {

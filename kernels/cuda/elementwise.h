@@ -48,7 +48,8 @@ void rmsnorm_reference(const RmsNormParams& p);
 // heads go into the pages at slot_mapping[t] (skipped for a negative or out-of-range slot), with the same bits
 // as launch_rope followed by launch_kv_write, one kernel instead of two. cache->k and cache->k_stride must be
 // this struct's k and k_stride; cache->kv_heads and head_dim must match; v_stride even, v and the pages 4-byte
-// aligned.
+// aligned. V is read while q and k are rotated in place, so its rows must not overlap theirs (the packed QKV
+// row of the forward pass keeps them apart).
 struct KvWriteParams;
 struct RopeParams {
   __nv_bfloat16* q = nullptr;  // q[t * q_stride + h * head_dim + d], h < n_heads
