@@ -35,7 +35,6 @@
 // Prints one JSON object on stdout; progress goes to stderr. Exit status 0 when every part that ran finished
 // without error (parts cut by the budget are reported, not failed), 1 on an error, 2 in a build without CUDA.
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -51,6 +50,7 @@
 #include "engine/backend/backend.h"
 #include "engine/model/model_spec.h"
 #include "engine/scheduler/scheduler.h"
+#include "engine/util/parse_number.h"
 #include "gateway/api/json_writer.h"
 
 #ifdef SLUICE_HAS_CUDA
@@ -60,6 +60,8 @@
 #endif
 
 namespace {
+
+using sluice::parse_number;
 
 using Clock = std::chrono::steady_clock;
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -85,12 +87,6 @@ struct Options {
   int device = 0;
   std::uint32_t copy_mib = 2048;
 };
-
-template <class T>
-bool parse_number(std::string_view s, T& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc{} && p == s.data() + s.size();
-}
 
 std::string parse_args(int argc, char** argv, Options& o) {
   for (int i = 1; i < argc; ++i) {

@@ -20,7 +20,6 @@
 //                     [--prompts-out FILE] [--texts]
 // Prints one JSON object on stdout; progress and errors go to stderr. Exit status 1 on any failure.
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -40,9 +39,12 @@
 #include "engine/core/engine.h"
 #include "engine/model/gguf_reader.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "engine/util/parse_number.h"
 #include "gateway/api/json_writer.h"
 
 namespace {
+
+using sluice::parse_number;
 
 using Clock = std::chrono::steady_clock;
 
@@ -73,12 +75,6 @@ struct Options {
   std::string prompts_out;  // "" = do not write the prompts
   bool texts = false;       // include each request's generated text (last run) in the JSON
 };
-
-template <class T>
-bool parse_number(std::string_view s, T& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc{} && p == s.data() + s.size();
-}
 
 // Returns "" on success, otherwise what was wrong with the command line.
 std::string parse_args(int argc, char** argv, Options& o) {

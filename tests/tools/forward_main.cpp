@@ -35,7 +35,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -56,11 +55,14 @@
 #include "engine/cpu/cpu_backend.h"
 #include "engine/model/weights.h"
 #include "engine/util/json_lite.h"
+#include "engine/util/parse_number.h"
 #ifdef SLUICE_HAS_CUDA
 #include "engine/cuda/cuda_backend.h"
 #endif
 
 namespace {
+
+using sluice::parse_number;
 
 using Clock = std::chrono::steady_clock;
 
@@ -85,12 +87,6 @@ struct Options {
   bool enforce_eager = false;
   int cuda_device = 0;
 };
-
-template <class T>
-bool parse_number(std::string_view s, T& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc{} && p == s.data() + s.size();
-}
 
 std::vector<std::string> available_devices() {
 #ifdef SLUICE_HAS_CUDA
