@@ -14,16 +14,30 @@
 
 namespace sluice::cuda {
 
-class DeviceAllocation {
+// Memory kinds for Allocation: how a block is obtained and returned.
+struct DeviceMemory {
+  static cudaError_t allocate(void** p, std::size_t bytes) { return cudaMalloc(p, bytes); }
+  static void release(void* p) { cudaFree(p); }
+};
+// Page-locked host memory: what makes cudaMemcpyAsync truly asynchronous.
+struct PinnedHostMemory {
+  static cudaError_t allocate(void** p, std::size_t bytes) { return cudaHostAlloc(p, bytes, cudaHostAllocDefault); }
+  static void release(void* p) { cudaFreeHost(p); }
+};
+
+// One owned block of Kind memory (at least one byte is requested, so a zero-size allocation still has an
+// address); movable, not copyable.
+template <class Kind>
+class Allocation {
  public:
-  DeviceAllocation() = default;
-  ~DeviceAllocation() { reset(); }
-  DeviceAllocation(DeviceAllocation&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(o.bytes_) {}
-  DeviceAllocation& operator=(DeviceAllocation&& o) noexcept {
+  Allocation() = default;
+  ~Allocation() { reset(); }
+  Allocation(Allocation&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
+  Allocation& operator=(Allocation&& o) noexcept {
     if (this != &o) {
       reset();
       ptr_ = std::exchange(o.ptr_, nullptr);
-      bytes_ = o.bytes_;
+      bytes_ = std::exchange(o.bytes_, 0);
     }
     return *this;
   }
@@ -31,14 +45,14 @@ class DeviceAllocation {
   cudaError_t allocate(std::size_t bytes) {
     reset();
     void* p = nullptr;
-    const cudaError_t err = cudaMalloc(&p, bytes == 0 ? 1 : bytes);
+    const cudaError_t err = Kind::allocate(&p, bytes == 0 ? 1 : bytes);
     if (err != cudaSuccess) return err;
     ptr_ = p;
     bytes_ = bytes;
     return cudaSuccess;
   }
   void reset() {
-    if (ptr_ != nullptr) cudaFree(ptr_);
+    if (ptr_ != nullptr) Kind::release(ptr_);
     ptr_ = nullptr;
     bytes_ = 0;
   }
@@ -50,35 +64,8 @@ class DeviceAllocation {
   std::size_t bytes_ = 0;
 };
 
-// Page-locked host memory: what makes cudaMemcpyAsync truly asynchronous.
-class PinnedAllocation {
- public:
-  PinnedAllocation() = default;
-  ~PinnedAllocation() { reset(); }
-  PinnedAllocation(const PinnedAllocation&) = delete;
-  PinnedAllocation& operator=(const PinnedAllocation&) = delete;
-
-  cudaError_t allocate(std::size_t bytes) {
-    reset();
-    void* p = nullptr;
-    const cudaError_t err = cudaHostAlloc(&p, bytes == 0 ? 1 : bytes, cudaHostAllocDefault);
-    if (err != cudaSuccess) return err;
-    ptr_ = p;
-    bytes_ = bytes;
-    return cudaSuccess;
-  }
-  void reset() {
-    if (ptr_ != nullptr) cudaFreeHost(ptr_);
-    ptr_ = nullptr;
-    bytes_ = 0;
-  }
-  std::byte* data() const { return static_cast<std::byte*>(ptr_); }
-  std::size_t bytes() const { return bytes_; }
-
- private:
-  void* ptr_ = nullptr;
-  std::size_t bytes_ = 0;
-};
+using DeviceAllocation = Allocation<DeviceMemory>;
+using PinnedAllocation = Allocation<PinnedHostMemory>;
 
 // Hands out aligned sub-ranges of a base pointer. With a null base it only measures: run the same sequence of
 // take() calls once to size an arena and once to place the arrays in it.
