@@ -371,7 +371,8 @@ std::uint32_t decode_attention_partitions(std::uint32_t num_tokens, std::uint32_
                                           std::uint32_t max_context) {
   if (num_tokens == 0 || kv_heads == 0 || n_heads % kv_heads != 0 || max_context == 0) return 0;
   const std::uint32_t group = n_heads / kv_heads;
-  const std::uint32_t head_chunks = (group + heads_per_cta_for(group) - 1) / heads_per_cta_for(group);
+  const std::uint32_t per_cta = heads_per_cta_for(group);
+  const std::uint32_t head_chunks = (group + per_cta - 1) / per_cta;
   return split_for(std::uint64_t{num_tokens} * kv_heads * head_chunks, max_context).parts;
 }
 
